@@ -1,0 +1,167 @@
+"""The FER2013 LightningDataModule: splits, augmentation, balancing, loaders."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from emotion.data.cache import load_or_build
+from emotion.data.classes import CLASS_NAMES, NUM_CLASSES, SPLITS
+from emotion.data.preprocess import FER_SIZE, to_model_input
+from emotion.data.sources import RawFER, locate_source
+from emotion.errors import EmotionError
+
+__all__ = ["FaceDataset", "FER2013DataModule", "stratified_split"]
+
+log = logging.getLogger(__name__)
+BALANCE_MODES = ("none", "sampler", "loss")
+
+
+class FaceDataset(Dataset):
+    """uint8 faces in memory → (normalised tensor, label), with an optional albumentations transform."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int = FER_SIZE,
+                 transform: Callable | None = None) -> None:
+        self.images = images
+        self.labels = torch.as_tensor(labels.astype(np.int64))
+        self.image_size = image_size
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.images[i]
+        if self.transform is not None:
+            img = self.transform(image=img)["image"]
+        return to_model_input(img, self.image_size)[0], self.labels[i]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask choosing ``fraction`` of each class (at least one per class), reproducibly."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        mask[rng.choice(idx, size=n, replace=False)] = True
+    return mask
+
+
+class FER2013DataModule(pl.LightningDataModule):
+    """FER2013 with the standard protocol: Training → train, PublicTest → val, PrivateTest → test.
+
+    Args:
+        root: a Kaggle folder tree (``train|test/<class>/*.jpg``) or a FER2013 CSV.
+        cache_dir: where the decoded uint8 cache is kept (``None``: no cache).
+        batch_size: per-device batch size.
+        num_workers: DataLoader worker processes.
+        image_size: side length fed to the model (faces are 48×48; larger sizes upsample).
+        augment: an albumentations transform for training images (48×48 uint8 in and out).
+        val_fraction: share of train held out, stratified, when the source has no PublicTest.
+        seed: seed of that split and of the balanced sampler.
+        balance: ``none``, ``sampler`` (class-balanced sampling) or ``loss`` (expose
+            :attr:`class_weights` for a weighted loss).
+        pin_memory: pin host memory for faster GPU transfers.
+    """
+
+    def __init__(self, root: str, cache_dir: str | None = None, batch_size: int = 64,
+                 num_workers: int = 2, image_size: int = FER_SIZE, augment: Callable | None = None,
+                 val_fraction: float = 0.1, seed: int = 42, balance: str = "none",
+                 pin_memory: bool = True) -> None:
+        super().__init__()
+        if balance not in BALANCE_MODES:
+            raise EmotionError(f"data.balance={balance!r}: choose one of {', '.join(BALANCE_MODES)}.")
+        self.root = str(root)
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.augment = augment
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.balance = balance
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.skipped = 0
+
+    # -- loading -------------------------------------------------------------
+    def _load(self) -> RawFER:
+        return load_or_build(locate_source(self.root), self.cache_dir)
+
+    def prepare_data(self) -> None:
+        """Decode and cache once (rank 0 only under DDP)."""
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.arrays:
+            return
+        raw = self._load()
+        self.skipped = raw.skipped
+        split_of = raw.splits.copy()
+        train_code, val_code = SPLITS.index("train"), SPLITS.index("val")
+        if not (split_of == val_code).any():
+            # No PublicTest in the source: hold out a seeded, stratified part of train.
+            train_idx = np.flatnonzero(split_of == train_code)
+            held = stratified_split(raw.labels[train_idx], self.val_fraction, self.seed)
+            split_of[train_idx[held]] = val_code
+            log.info("no PublicTest split in %s: held out %d training faces as val", self.root, held.sum())
+        for code, name in enumerate(SPLITS):
+            sel = split_of == code
+            self.arrays[name] = (raw.images[sel], raw.labels[sel])
+        if len(self.arrays["train"][1]) == 0:
+            raise EmotionError(f"'{self.root}' has no training images (Training_* files or a train/ folder).")
+
+    # -- statistics ------------------------------------------------------------
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Number of faces per class in ``split``."""
+        self.setup()
+        return np.bincount(self.arrays[split][1], minlength=NUM_CLASSES)
+
+    @property
+    def class_weights(self) -> list[float] | None:
+        """Inverse-frequency loss weights (mean 1) when ``balance='loss'``, else ``None``."""
+        if self.balance != "loss":
+            return None
+        counts = self.class_counts("train").astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / NUM_CLASSES, 0.0)
+        return [round(float(v), 6) for v in w / w[counts > 0].mean()]
+
+    # -- loaders ---------------------------------------------------------------
+    def dataset(self, split: str, augment: bool = False) -> FaceDataset:
+        """The faces of ``split`` (``train``, ``val`` or ``test``) as a dataset."""
+        self.setup()
+        images, labels = self.arrays[split]
+        return FaceDataset(images, labels, self.image_size, self.augment if augment else None)
+
+    def _loader(self, ds: Dataset, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
+            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0, drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.dataset("train", augment=True)
+        if self.balance == "sampler":
+            counts = self.class_counts("train")
+            weights = 1.0 / counts[ds.labels.numpy()]
+            gen = torch.Generator().manual_seed(self.seed)
+            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(ds), generator=gen)
+            return self._loader(ds, shuffle=False, sampler=sampler)
+        return self._loader(ds, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), shuffle=False)
+
+    def __repr__(self) -> str:
+        return f"FER2013DataModule(root={self.root!r}, image_size={self.image_size}, balance={self.balance!r})"
+

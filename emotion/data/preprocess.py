@@ -1,0 +1,60 @@
+"""The single preprocessing path shared by training, evaluation and inference.
+
+Two steps, each one function, so that training and prediction cannot drift apart:
+
+* :func:`to_fer_face` turns any face image into what FER2013 stores: 48×48 grayscale uint8.
+* :func:`to_model_input` turns such faces into the normalised float tensor a model eats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["FER_SIZE", "MEAN", "STD", "to_fer_face", "to_model_input"]
+
+FER_SIZE = 48
+# Pixel statistics of the FER2013 Training split (scaled to [0, 1]).
+MEAN = 0.5077
+STD = 0.2550
+
+
+def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Convert a face image (any mode, any size) to a 48×48 grayscale uint8 array.
+
+    FER2013 faces are grayscale and 48×48, so this is also how detected faces are
+    prepared for the classifier at inference time.
+    """
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if image.mode not in ("L", "RGB"):
+        # Palette, RGBA, CMYK, 16-bit ("I;16"/"I") and float modes: go through RGB or scale to 8 bit.
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            arr = np.asarray(image, dtype=np.float64)
+            hi = arr.max() if arr.size else 0.0
+            arr = arr * (255.0 / hi) if hi > 255 else arr
+            image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        else:
+            image = image.convert("RGB")
+    gray = image.convert("L")
+    if gray.size != (FER_SIZE, FER_SIZE):
+        gray = gray.resize((FER_SIZE, FER_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def to_model_input(faces: np.ndarray | torch.Tensor, size: int = FER_SIZE) -> torch.Tensor:
+    """Normalise uint8 grayscale faces into a float tensor of shape (N, 1, size, size).
+
+    Args:
+        faces: uint8 array or tensor of shape (H, W) or (N, H, W).
+        size: side length the model expects; faces are resized bilinearly if it differs.
+    """
+    x = torch.as_tensor(faces)
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    x = x.unsqueeze(1).float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.sub_(MEAN).div_(STD)

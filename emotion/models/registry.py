@@ -1,0 +1,41 @@
+"""A timm-style model registry: ``@register_model`` builders and ``create_model(name)``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from emotion.errors import EmotionError
+
+__all__ = ["register_model", "create_model", "list_models"]
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a builder under its function name."""
+    _BUILDERS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_BUILDERS)
+
+
+def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: registered model name, e.g. ``resnet18``.
+        num_classes: size of the output layer.
+        in_chans: input channels (FER2013 is grayscale: 1).
+        **kwargs: builder-specific options such as ``drop_rate``.
+
+    Raises:
+        EmotionError: if ``name`` is not registered.
+    """
+    if name not in _BUILDERS:
+        raise EmotionError(f"unknown model '{name}'. Known models: {', '.join(list_models())}.")
+    return _BUILDERS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
