@@ -11,7 +11,7 @@ from emotion.checkpoint import load_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 
-__all__ = ["CLASS_NAMES", "EmotionClassifier", "EmotionError", "load_model"]
+__all__ = ["CLASS_NAMES", "EmotionClassifier", "EmotionError", "FaceEmotionPredictor", "load_model"]
 __version__ = "0.1.0"
 
 
@@ -20,4 +20,7 @@ def __getattr__(name: str):
     if name == "EmotionClassifier":
         from emotion.module import EmotionClassifier
         return EmotionClassifier
+    if name == "FaceEmotionPredictor":
+        from emotion.inference import FaceEmotionPredictor
+        return FaceEmotionPredictor
     raise AttributeError(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -11,7 +12,11 @@ import torch
 
 from emotion.errors import EmotionError
 
-__all__ = ["read_checkpoint", "load_model", "best_device"]
+__all__ = ["read_checkpoint", "load_model", "export_model", "best_device", "DEFAULT_MODEL"]
+
+#: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
+WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
 
 
 def best_device() -> torch.device:
@@ -50,18 +55,66 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None):
+def _read_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
+    for f in (weights, meta_path):
+        if not f.is_file():
+            raise EmotionError(f"exported model folder '{folder}' lacks {f.name}; re-export it with emotion.export.")
+    try:
+        meta = json.loads(meta_path.read_text())
+        state = load_file(weights)
+    except (json.JSONDecodeError, SafetensorError, OSError, ValueError) as e:
+        raise EmotionError(f"exported model '{folder}' is corrupt ({str(e)[:200]}); re-export it.") from None
+    if "hparams" not in meta:
+        raise EmotionError(f"'{meta_path}' has no 'hparams'; re-export the model.")
+    return meta["hparams"], state, meta
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None):
     """Load a trained :class:`~emotion.module.EmotionClassifier` in eval mode, on the best device.
 
-    Only tensors and plain values are read from the file. Calling the result on a batch from
-    :func:`emotion.data.to_model_input` returns logits.
+    Args:
+        path: a Lightning ``.ckpt`` written by ``emotion.train``, a folder written by
+            :func:`export_model`, or ``None`` for the model bundled with the package.
+        device: where to put it (default: :func:`best_device`).
+
+    Only tensors and plain values are read. The model's ``meta`` attribute holds what the export
+    recorded (metrics, temperature, command) or ``{}`` for a checkpoint. Calling the model on a batch
+    from :func:`emotion.data.to_model_input` returns logits.
     """
     from emotion.module import EmotionClassifier  # the module pulls in Lightning; import lazily
 
-    ckpt = read_checkpoint(path)
-    model = EmotionClassifier(**ckpt["hyper_parameters"])
+    path = Path(path).expanduser() if path is not None else DEFAULT_MODEL
+    if path.is_dir():
+        hparams, state, meta = _read_exported(path)
+    else:
+        ckpt = read_checkpoint(path)
+        hparams, state, meta = ckpt["hyper_parameters"], ckpt["state_dict"], {}
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
+        model = EmotionClassifier(**hparams)
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as e:
         raise EmotionError(f"'{path}': weights do not fit the recorded architecture ({str(e)[:300]}).") from None
+    model.meta = meta
     return model.to(device or best_device()).eval()
+
+
+def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, **meta: Any) -> Path:
+    """Write a checkpoint's weights (fp32 safetensors) and a JSON of its hparams plus ``meta``.
+
+    The result loads with :func:`load_model` and holds no pickle at all.
+    """
+    from safetensors.torch import save_file
+
+    from emotion.io import atomic_path, write_json
+
+    ckpt = read_checkpoint(ckpt_path)
+    out = Path(out_dir)
+    state = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    write_json(out / META_FILE, {"hparams": dict(ckpt["hyper_parameters"]), **meta})
+    return out

@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
+from emotion.cli import quiet_library_warnings, user_errors_exit
 from emotion.errors import EmotionError
 from emotion.io import write_json
 from emotion.models import predict_proba
@@ -140,12 +141,8 @@ def _epoch_of(ckpt: str | None) -> int | None:
 @hydra.main(version_base="1.3", config_path=str(config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimised metric for sweepers."""
-    try:
-        metrics, _ = train(cfg)
-    except EmotionError as e:
-        log.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    quiet_library_warnings()
+    metrics, _ = user_errors_exit(lambda: train(cfg))
     value = metrics.get(cfg.get("optimized_metric"))
     return None if value is None else float(value)
 

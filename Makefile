@@ -1,0 +1,51 @@
+# emotion: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# pip as the registry serves it: the machine's pip config points at a CPU torch file with which
+# torchvision cannot import, so torch and torchvision are installed as a matched pair from the registry.
+PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PY) -m pip
+TORCH_PIN ?= torch==2.13.0 torchvision==0.28.0
+STAMP := $(VENV)/.installed
+FER2013_DIR ?= $(if $(wildcard ../shared/data/fer2013),../shared/data/fer2013,data/fer2013)
+ARGS ?=
+
+.PHONY: help install train train-sample evaluate test test-slow test-all bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv and install emotion (editable) with its dev extras
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q $(TORCH_PIN)
+	# facenet-pytorch pins torch<=2.3, numpy<2 and Pillow<10.3; it needs none of that (its real
+	# needs are in pyproject.toml), so it must never be allowed to downgrade torch.
+	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
+	$(PIP) install -q -e '.[dev]'
+	$(PY) -c "import torch, torchvision, facenet_pytorch, emotion.train; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $@
+
+train: install ## Train on FER2013 on CPU (FER2013_DIR=path; ARGS='model=vgg trainer=gpu …')
+	$(PY) -m emotion.train experiment=mini_xception_cpu data.root=$(FER2013_DIR) $(ARGS)
+
+train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample
+	$(PY) -m emotion.train data=fer2013_sample model=mini_xception trainer=cpu trainer.max_epochs=3 logger=csv $(ARGS)
+
+evaluate: install ## Evaluate a checkpoint: make evaluate CKPT=path ARGS='tta=tencrop'
+	$(PY) -m emotion.evaluate ckpt_path=$(CKPT) data.root=$(FER2013_DIR) $(ARGS)
+
+test: install ## Run the default test suite (no slow tests)
+	$(PY) -m pytest -q --durations=10 $(ARGS)
+
+test-slow: install ## Run only the slow tests (real FER2013 from ../shared, minutes on CPU)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+test-all: install ## Run every test
+	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+clean: ## Remove run outputs and caches (keeps .venv)
+	rm -rf outputs .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

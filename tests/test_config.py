@@ -1,0 +1,70 @@
+"""Every model, experiment, trainer and logger config composes and resolves."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+
+from emotion.config import CONFIG_DIR
+from emotion.models import list_models
+from tests.conftest import compose_cfg
+
+MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONFIG_DIR / "logger").glob("*.yaml"))
+AUGMENTS = sorted(p.stem for p in (CONFIG_DIR / "data/augment").glob("*.yaml"))
+
+
+def test_every_registered_model_has_a_config():
+    assert set(list_models()) <= set(MODELS), "add conf/model/<name>.yaml for each registered model"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_configs(tmp_path, model):
+    cfg = compose_cfg(tmp_path, [f"model={model}"])
+    assert cfg.model.arch == model
+    assert cfg.data.image_size == cfg.model.input_size
+    module = instantiate(cfg.model)
+    assert module.hparams.arch == model
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_configs(tmp_path, experiment):
+    cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
+    assert cfg.model.arch in list_models()
+    assert cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_trainer_configs(tmp_path, trainer):
+    cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
+    assert cfg.trainer.precision in ("32-true", "bf16-mixed")
+
+
+@pytest.mark.parametrize("logger", LOGGERS)
+def test_logger_configs(tmp_path, logger):
+    cfg = compose_cfg(tmp_path, [f"logger={logger}"])
+    assert (not cfg.logger) == (logger == "none")
+
+
+@pytest.mark.parametrize("augment", AUGMENTS)
+def test_augment_configs_keep_48px_uint8(tmp_path, augment):
+    import numpy as np
+
+    cfg = compose_cfg(tmp_path, [f"data/augment={augment}"])
+    aug = instantiate(cfg.data.augment)
+    out = aug(image=np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8))["image"]
+    assert out.shape == (48, 48) and out.dtype == np.uint8
+
+
+def test_cpu_precision_is_32(tmp_path):
+    import torch
+
+    cfg = compose_cfg(tmp_path)
+    assert cfg.trainer.precision == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+
+
+def test_eval_config(tmp_path):
+    cfg = compose_cfg(tmp_path, ["ckpt_path=x.ckpt", "tta=flip"], config_name="eval")
+    assert cfg.split == "test" and cfg.tta == "flip"

@@ -1,0 +1,148 @@
+"""Real Lightning runs on the bundled sample: every model, metrics.json, checkpoints, W&B, DDP, CLIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from emotion import EmotionClassifier, load_model
+from emotion.data import CLASS_NAMES
+from emotion.models import list_models
+from emotion.train import train
+from tests.conftest import ROOT, SHARED_FER, compose_cfg, needs_shared_fer, quick_overrides
+
+
+def run_cli(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_fast_dev_run_every_model(tmp_path, model):
+    cfg = compose_cfg(tmp_path, quick_overrides(f"model={model}", "trainer.fast_dev_run=true",
+                                                "data.batch_size=8"))
+    metrics, objects = train(cfg)
+    assert "train/loss_epoch" in metrics or "train/loss" in metrics
+    assert objects["results"]["test"]["n"] == 8  # one test batch
+
+
+def test_short_real_run_writes_metrics(tmp_path):
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=3",
+                                                "model.lr=0.01"))
+    metrics, objects = train(cfg)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val", "test", "epochs", "best_epoch", "wall_time_s", "device", "git_commit", "command",
+                "checkpoint", "params", "val_acc_best"):
+        assert key in m, key
+    for split, n in (("val", 70), ("test", 70)):
+        s = m[split]
+        assert s["n"] == n and 0.0 <= s["acc"] <= 1.0 and 0.0 <= s["f1_macro"] <= 1.0
+        assert list(s["per_class_acc"]) == list(CLASS_NAMES)
+        assert sum(map(sum, s["confusion_matrix"])) == n
+    assert m["epochs"] == 3 and 0 <= m["best_epoch"] < 3
+    # metrics.json val accuracy is that of the best checkpoint, which is what val/acc_best tracked.
+    assert m["val"]["acc"] == pytest.approx(m["val_acc_best"], abs=1e-6)
+    assert m["params"] == 56_951
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+    assert (tmp_path / "predictions.png").stat().st_size > 1000
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tiny_checkpoint):
+    x = torch.randn(5, 1, 48, 48)
+    a = EmotionClassifier.load_from_checkpoint(tiny_checkpoint, map_location="cpu").eval()
+    b = load_model(tiny_checkpoint, device="cpu")
+    assert not b.training
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    assert a.hparams.arch == "mini_xception" and a.hparams.class_names == list(CLASS_NAMES)
+
+
+def test_export_round_trip(tiny_checkpoint, tmp_path):
+    from emotion.checkpoint import export_model
+
+    export_model(tiny_checkpoint, tmp_path / "exported", note="test")
+    a, b = load_model(tiny_checkpoint, "cpu"), load_model(tmp_path / "exported", "cpu")
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    assert b.meta["note"] == "test"
+
+
+def test_wandb_offline_run_writes_its_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=1", "logger=wandb"))
+    assert cfg.logger.wandb.offline is True
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert any(runs[0].glob("run-*.wandb"))  # the run's log of metrics, config and images
+
+
+def test_class_weighted_loss_reaches_the_model(tmp_path):
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.fast_dev_run=true",
+                                                "data.balance=loss"))
+    _, objects = train(cfg)
+    assert objects["model"].hparams.class_weights == pytest.approx([1.0] * 7)  # the sample is balanced
+
+
+def test_evaluate_cli_with_tta(tiny_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    r = run_cli("emotion.evaluate", f"ckpt_path={tiny_checkpoint}", "data=fer2013_sample", "tta=flip",
+                "split=val", f"data.cache_dir={tmp_path}", "trainer.enable_progress_bar=false",
+                f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["tta"] == "flip" and m["val"]["n"] == 70 and "test" not in m
+    assert "PublicTest accuracy" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model.arch=resnet9000"], "unknown model 'resnet9000'. Known models: mini_xception"),
+    (["data.root=/definitely/missing"], "FER2013 not found at '/definitely/missing'. FER2013 is on Kaggle"),
+    (["model.optimizer=adam"], "model.optimizer='adam'"),
+])
+def test_train_cli_user_errors(tmp_path, args, message):
+    r = run_cli("emotion.train", "logger=none", "data=fer2013_sample", f"data.cache_dir={tmp_path}",
+                f"hydra.run.dir={tmp_path}", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_cli_refuses_broken_checkpoint(tmp_path):
+    bad = tmp_path / "broken.ckpt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    r = run_cli("emotion.evaluate", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'o'}")
+    assert r.returncode == 2 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    r = run_cli("emotion.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.precision=32-true",
+                "trainer.fast_dev_run=true", "data=fer2013_sample", "data.num_workers=0", "data.batch_size=8",
+                f"data.cache_dir={tmp_path / 'cache'}", "model=mini_xception", "logger=csv",
+                "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gloo" in (r.stdout + r.stderr).lower() or "distributed" in (r.stdout + r.stderr).lower()
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["test"]["n"] == 16  # one batch of 8 on each of the 2 processes
+
+
+@pytest.mark.slow
+@needs_shared_fer
+def test_one_real_epoch_on_cpu(tmp_path):
+    cfg = compose_cfg(tmp_path, ["data.root=" + str(SHARED_FER), "data.num_workers=2", "model=mini_xception",
+                                 "trainer=cpu", "trainer.max_epochs=1", "logger=csv",
+                                 "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"])
+    train(cfg)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["val"]["n"] == 3589 and m["test"]["n"] == 3589
+    assert m["test"]["acc"] > 0.30  # one epoch is far above chance (0.25 for always-happy)
