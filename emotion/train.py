@@ -20,6 +20,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.cli import quiet_library_warnings, user_errors_exit
 from emotion.errors import EmotionError
+from emotion.history import EpochHistory
 from emotion.io import write_json
 from emotion.models import predict_proba
 from emotion.plots import plot_confusion_matrix, plot_prediction_grid
@@ -73,7 +74,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model = instantiate(cfg.model, class_weights=dm.class_weights)
 
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    history = EpochHistory()
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), history]
     if not loggers:  # LearningRateMonitor needs somewhere to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:
@@ -84,6 +86,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     trainer.fit(model, datamodule=dm, ckpt_path=_resolve_ckpt_path(cfg))
     metrics = dict(trainer.callback_metrics)
+    curves = list(history.epochs)  # validate/test below restore callback state from the best checkpoint
 
     ckpt_cb = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -113,6 +116,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "git_commit": git_commit(),
             "command": " ".join(["python -m emotion.train", *sys.argv[1:]]),
             "skipped_images": dm.skipped,
+            "history": curves,
         })
         write_json(out / "metrics.json", results)
         if "test" in results:

@@ -50,6 +50,8 @@ def test_short_real_run_writes_metrics(tmp_path):
     # metrics.json val accuracy is that of the best checkpoint, which is what val/acc_best tracked.
     assert m["val"]["acc"] == pytest.approx(m["val_acc_best"], abs=1e-6)
     assert m["params"] == 56_951
+    assert [r["epoch"] for r in m["history"]] == [0, 1, 2]  # learning curves, whatever the logger
+    assert all({"train/acc", "train/loss", "val/acc", "val/loss", "lr"} <= set(r) for r in m["history"])
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     assert (tmp_path / "predictions.png").stat().st_size > 1000
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
