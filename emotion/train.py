@@ -86,7 +86,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     trainer.fit(model, datamodule=dm, ckpt_path=_resolve_ckpt_path(cfg))
     metrics = dict(trainer.callback_metrics)
-    curves = list(history.epochs)  # validate/test below restore callback state from the best checkpoint
+    # validate/test below restore trainer and callback state from the best checkpoint: keep these now.
+    curves, epochs_done = list(history.epochs), trainer.current_epoch
 
     ckpt_cb = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -106,7 +107,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "arch": model.hparams.arch,
             "params": sum(p.numel() for p in model.parameters()),
             "tta": "none",
-            "epochs": trainer.current_epoch,
+            "epochs": epochs_done,
             "best_epoch": _epoch_of(best),
             "val_acc_best": float(metrics["val/acc_best"]) if "val/acc_best" in metrics else None,
             "checkpoint": best,
