@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 FER2013_DIR ?= $(if $(wildcard ../shared/data/fer2013),../shared/data/fer2013,data/fer2013)
 ARGS ?=
 
-.PHONY: help install train train-sample evaluate test test-slow test-all bench clean
+.PHONY: help install train train-sample evaluate test test-slow test-all results clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,11 @@ test-slow: install ## Run only the slow tests (real FER2013 from ../shared, minu
 
 test-all: install ## Run every test
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+results: install ## Tabulate and plot every finished run into experiments/results/report/ (ARGS="--out DIR")
+	$(PY) -m emotion.report --skip-invalid --out experiments/results/report $(ARGS) \
+		$(patsubst %/metrics.json,%,$(wildcard outputs/train/runs/*/metrics.json \
+		outputs/train/multiruns/*/*/metrics.json outputs/eval/runs/*/metrics.json))
 
 clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf outputs .pytest_cache

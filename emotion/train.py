@@ -12,6 +12,8 @@ import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
@@ -57,6 +59,14 @@ def _sample_predictions(model: pl.LightningModule, dm, path: Path, n: int = 32) 
     model.train(was_training)
     images, labels = dm.arrays["test"]
     plot_prediction_grid(images[:n], labels[:n], probs, model.hparams.class_names, path)
+
+
+def _command() -> str:
+    """The command that reproduces this run: a multirun job's own overrides, not the sweep's command line."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        task = [o for o in HydraConfig.get().overrides.task if not o.startswith("hparams_search=")]
+        return " ".join(["python -m emotion.train", *task])
+    return " ".join(["python -m emotion.train", *sys.argv[1:]])
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -115,7 +125,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "device": device_name(cfg.trainer.get("accelerator")),
             "precision": str(trainer.precision),
             "git_commit": git_commit(),
-            "command": " ".join(["python -m emotion.train", *sys.argv[1:]]),
+            "command": _command(),
             "skipped_images": dm.skipped,
             "history": curves,
         })
@@ -149,6 +159,10 @@ def main(cfg: DictConfig) -> float | None:
     quiet_library_warnings()
     metrics, _ = user_errors_exit(lambda: train(cfg))
     value = metrics.get(cfg.get("optimized_metric"))
+    if value is None and cfg.get("optimized_metric"):
+        # A sweeper (Optuna) needs a number: say why it gets none instead of failing later, vaguely.
+        log.warning("optimized_metric=%s was not logged (logged: %s); returning None",
+                    cfg.optimized_metric, ", ".join(sorted(metrics)) or "nothing")
     return None if value is None else float(value)
 
 

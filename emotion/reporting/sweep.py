@@ -1,0 +1,98 @@
+"""Hydra callbacks for sweeps: one W&B group per sweep, and the best trial made obvious (its
+overrides, job folder and a command that re-runs it, printed and saved as ``best_trial.yaml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from emotion.io import atomic_path
+
+__all__ = ["BestTrialReport", "SweepWandbGroup", "best_trial", "RESULTS_FILE", "BEST_FILE"]
+
+#: Written by the Optuna sweeper into the sweep folder.
+RESULTS_FILE = "optimization_results.yaml"
+#: Written by :class:`BestTrialReport` beside it.
+BEST_FILE = "best_trial.yaml"
+
+
+def _overrides(job_dir: Path) -> list[str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+
+
+def _job_dirs(sweep_dir: Path) -> list[Path]:
+    jobs = [d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit()]
+    return sorted(jobs, key=lambda d: int(d.name))
+
+
+def best_trial(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The best trial of the Optuna sweep in ``sweep_dir``, or ``None`` if it has no results file.
+
+    Returns:
+        ``value``, ``params`` (Optuna's best parameters), ``job_dir`` (the trial's folder, ``None``
+        if not found), ``overrides`` (all of that job's overrides but ``hparams_search``) and
+        ``command`` (a single run with those overrides).
+    """
+    sweep_dir = Path(sweep_dir)
+    results_path = sweep_dir / RESULTS_FILE
+    if not results_path.is_file():
+        return None
+    results = OmegaConf.to_container(OmegaConf.load(results_path))
+    if "best_params" not in results:  # a multi-objective study has a Pareto front instead
+        return None
+    params = {str(k): v for k, v in results["best_params"].items()}
+    wanted = {f"{k}={v}" for k, v in params.items()}  # as the sweeper formatted the trial's overrides
+    job_dir = next((d for d in _job_dirs(sweep_dir) if wanted <= set(_overrides(d))), None)
+    # The job's own overrides also carry the fixed ones given on the command line (data.root=…);
+    # hparams_search is left out so that the command trains once instead of starting a new sweep.
+    overrides = (_overrides(job_dir) if job_dir is not None else sorted(wanted))
+    overrides = [o for o in overrides if not o.startswith("hparams_search=")]
+    return {
+        "value": results.get("best_value"),
+        "params": params,
+        "job_dir": None if job_dir is None else str(job_dir),
+        "overrides": overrides,
+        "command": " ".join(["python -m emotion.train", *overrides]),
+    }
+
+
+class SweepWandbGroup(Callback):
+    """Give every trial of a sweep the same ``logger.wandb.group``, however it is timestamped.
+
+    Each trial's config is composed afresh, but Hydra copies the sweep's resolver cache into it, so
+    ``${now:…}`` gives every trial the value the sweep's own config resolved first. The default
+    sweep folder resolves it at the start; a ``hydra.sweep.dir`` without a timestamp does not, so
+    the group is resolved here, before the first trial.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        OmegaConf.select(config, "logger.wandb.group", default=None)
+
+
+class BestTrialReport(Callback):
+    """At the end of a multirun, print the Optuna sweep's best trial and save it as ``best_trial.yaml``.
+
+    Enabled by ``conf/hparams_search/*.yaml`` (``hydra.callbacks.best_trial``); a plain multirun,
+    which has no ``optimization_results.yaml``, is left alone.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        best = best_trial(sweep_dir)
+        if best is None:
+            return
+        best["metric"] = str(config.get("optimized_metric", ""))
+        path = sweep_dir / BEST_FILE
+        with atomic_path(path) as tmp:
+            OmegaConf.save(OmegaConf.create(best), tmp)
+        value = best["value"]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        # print, not log: this is the sweep's answer and must be seen whatever the logging config.
+        print(f"\nBest trial: {best['metric']} = {shown}  ({best['job_dir'] or 'job folder not found'})\n"
+              f"  overrides: {' '.join(f'{k}={v}' for k, v in best['params'].items())}\n"
+              f"  re-run:    {best['command']}\n"
+              f"  saved:     {path}  (Optuna's own: {sweep_dir / RESULTS_FILE})", flush=True)
