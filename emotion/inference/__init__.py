@@ -1,0 +1,18 @@
+"""Multi-face inference: MTCNN finds the faces, a FER2013 classifier names their expressions.
+
+::
+
+    from emotion.inference import FaceEmotionPredictor
+    p = FaceEmotionPredictor.from_checkpoint()  # bundled model; or a .ckpt / exported folder
+    result = p("photo.jpg")                     # ImageResult: path, size, faces
+    p.annotate("photo.jpg", result).save("photo_annotated.png")
+"""
+
+from emotion.inference.crop import DEFAULT_MARGIN, crop_face, eye_angle
+from emotion.inference.detect import Detections, FaceDetector
+from emotion.inference.images import MAX_PIXELS, load_image
+from emotion.inference.predictor import FaceEmotionPredictor
+from emotion.inference.results import SCHEMA_VERSION, FaceResult, ImageResult
+
+__all__ = ["FaceEmotionPredictor", "FaceResult", "ImageResult", "FaceDetector", "Detections",
+           "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "MAX_PIXELS", "SCHEMA_VERSION"]

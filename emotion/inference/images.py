@@ -1,0 +1,141 @@
+"""Turn whatever the user passes (a path, a PIL image, a numpy array) into one upright 8-bit RGB image.
+
+Every failure a user can cause (missing file, not an image, truncated file, absurd dimensions)
+becomes an :class:`~emotion.errors.EmotionError` that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from emotion.errors import EmotionError
+
+__all__ = ["MAX_PIXELS", "ImageSource", "load_image", "to_rgb"]
+
+#: Largest image we decode (width × height). 120 MP admits every camera photo (a 102 MP
+#: medium-format frame included) while keeping the decoded RGB under ~360 MB. Checked from the
+#: header, before decoding, so a "decompression bomb" (tiny file, huge dimensions) costs nothing.
+#: PIL's own ``Image.MAX_IMAGE_PIXELS`` guard (an error above 2 × 89.5 MP) is left in place and
+#: its error is reported the same way; we do not change that global.
+MAX_PIXELS = 120_000_000
+
+ImageSource = str | os.PathLike | Image.Image | np.ndarray
+
+# What PIL's decoders raise on broken files besides OSError (plugins are not consistent).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise EmotionError(f"'{name}' is {w}×{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP "
+                           "limit (refused as a possible decompression bomb); downscale it first.")
+
+
+def _scale_to_u8(arr: np.ndarray) -> np.ndarray:
+    # Same rule as emotion.data.preprocess.to_fer_face: 16-bit/float data are scaled by their
+    # maximum when it exceeds 255, so a 16-bit scan looks the same as its 8-bit export.
+    arr = np.asarray(arr, dtype=np.float32)
+    hi = float(arr.max()) if arr.size else 0.0
+    if hi > 255:
+        arr = arr * (255.0 / hi)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit RGB; transparency is composited over white (how viewers show it)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_BIT_MODES:
+        return Image.fromarray(_scale_to_u8(np.asarray(image)), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    """An (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA array as a PIL image."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or 0 in arr.shape:
+        raise EmotionError(f"an image array must be (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, got shape {arr.shape}.")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
+        arr = np.nan_to_num(arr) * 255.0  # floats in [0, 1], as from skimage / torchvision
+    if arr.dtype != np.uint8:
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise EmotionError(f"an image array must hold numbers, got dtype {arr.dtype}.")
+        arr = _scale_to_u8(np.nan_to_num(arr))
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2]
+    return Image.fromarray(np.ascontiguousarray(arr), mode)
+
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    if not path.exists():
+        raise EmotionError(f"'{path}' not found.")
+    if path.is_dir():
+        raise EmotionError(f"'{path}' is a folder, not an image.")
+    try:
+        with warnings.catch_warnings():
+            # Our own limit decides; PIL's warning between 89 and 179 MP would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_pixels(im.size, max_pixels, str(path))  # header only: nothing decoded yet
+                im.load()
+                # Orientation must be applied while the EXIF block is at hand.
+                return ImageOps.exif_transpose(im) if im.getexif() else im.copy()
+    except Image.DecompressionBombError as e:
+        raise EmotionError(f"'{path}' refused as a possible decompression bomb ({e}).") from None
+    except UnidentifiedImageError:
+        raise EmotionError(f"'{path}' is not an image (unrecognised format).") from None
+    except PermissionError:
+        raise EmotionError(f"'{path}' cannot be read (permission denied).") from None
+    except _DECODE_ERRORS as e:
+        raise EmotionError(f"'{path}' cannot be decoded (truncated or corrupt: {_first_line(e)}).") from None
+
+
+def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tuple[Image.Image, str | None]:
+    """Load an image as upright 8-bit RGB.
+
+    Args:
+        source: a file path, a PIL image or a numpy array (RGB channel order; convert OpenCV's
+            BGR first).
+        max_pixels: refuse images with more pixels than this (``None``: no limit).
+
+    Returns:
+        The RGB image (EXIF orientation applied) and the path as a string, or ``None``.
+
+    Raises:
+        EmotionError: the file is missing, not an image, truncated, or too large.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        return to_rgb(_open(path, max_pixels)), str(source)
+    if isinstance(source, Image.Image):
+        name = getattr(source, "filename", None) or None
+        _check_pixels(source.size, max_pixels, name or "image")
+        try:
+            source.load()  # a lazily opened image is decoded only now
+            return to_rgb(ImageOps.exif_transpose(source) if source.getexif() else source), name
+        except _DECODE_ERRORS as e:
+            raise EmotionError(f"'{name or 'image'}' cannot be decoded ({_first_line(e)}).") from None
+    if isinstance(source, np.ndarray):
+        return to_rgb(_from_array(source)), None
+    raise EmotionError(f"cannot read an image from a {type(source).__name__}; pass a path, a PIL image "
+                       "or a numpy array.")

@@ -1,0 +1,152 @@
+"""``FaceEmotionPredictor``: every face of a photo → its expression, in one classifier batch."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from emotion.checkpoint import load_model
+from emotion.data.classes import CLASS_NAMES
+from emotion.data.preprocess import to_fer_face, to_model_input
+from emotion.inference.crop import DEFAULT_MARGIN, crop_face
+from emotion.inference.detect import DEFAULT_MIN_FACE, DETECT_MAX_SIDE, Detections, FaceDetector
+from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
+from emotion.inference.results import FaceResult, ImageResult
+from emotion.models.tta import predict_proba
+
+__all__ = ["FaceEmotionPredictor"]
+
+
+class _Tempered(nn.Module):
+    """Logits divided by a calibration temperature, so ``predict_proba``'s softmax is calibrated."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) / self.temperature
+
+
+class FaceEmotionPredictor:
+    """Detect all faces in an image and classify their expressions.
+
+    Each face is cropped with a margin matched to FER2013's framing, optionally rotated so the
+    eyes are level, reduced to 48×48 grayscale by :func:`~emotion.data.to_fer_face` (exactly as
+    the training data were made) and classified with the other faces of the image in one batch.
+
+    Example::
+
+        p = FaceEmotionPredictor.from_checkpoint()          # the bundled model
+        result = p("group.jpg")
+        for face in result.faces:
+            print(face.box, face.label, face.confidence)
+        p.annotate("group.jpg", result).save("group_annotated.png")
+
+    Args:
+        model: a trained :class:`~emotion.module.EmotionClassifier` (see :func:`~emotion.load_model`).
+        margin: context around the detector's box, per side, as a fraction of its longer side.
+        align: rotate each face so the eye line is horizontal.
+        tta: average the probabilities of each face and its mirror image.
+        min_face: ignore faces smaller than this many pixels (box's longer side).
+        min_score: ignore detections less certain than this.
+        detect_max_side: search for faces on a copy of the photo downscaled to this longest side.
+        max_pixels: refuse images larger than this (decompression-bomb guard; ``None``: no limit).
+    """
+
+    def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
+                 tta: bool = False, min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
+                 detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        hparams = getattr(model, "hparams", {})
+        self.class_names: list[str] = list(hparams.get("class_names") or CLASS_NAMES)
+        self.input_size = int(hparams.get("input_size", 48))
+        meta = getattr(model, "meta", None) or {}
+        self.temperature = float(meta.get("temperature") or 1.0)
+        self._scored = _Tempered(self.model, self.temperature) if self.temperature != 1.0 else self.model
+        self.margin = float(margin)
+        self.align = bool(align)
+        self.tta = bool(tta)
+        self.max_pixels = max_pixels
+        self.detector = FaceDetector(self.device, min_face=min_face, min_score=min_score,
+                                     max_side=detect_max_side)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        **kwargs: Any) -> "FaceEmotionPredictor":
+        """Load a ``.ckpt`` or an exported model folder (``None``: the bundled model) and wrap it.
+
+        Args:
+            path: checkpoint or exported folder; ``None`` for ``emotion/assets/default_model``.
+            device: ``cpu``, ``cuda``, … (default: the best available).
+            **kwargs: passed to the constructor (``margin``, ``align``, ``tta``, ``min_face``, …).
+        """
+        return cls(load_model(path, device=device), **kwargs)
+
+    # -- the steps ---------------------------------------------------------------------
+    def faces(self, image: Image.Image, detections: Detections) -> np.ndarray:
+        """The 48×48 uint8 grayscale faces (N, 48, 48) the classifier sees for ``detections``."""
+        crops = [to_fer_face(crop_face(image, box, pts, margin=self.margin, align=self.align))
+                 for box, pts in zip(detections.boxes, detections.landmarks)]
+        return np.stack(crops) if crops else np.zeros((0, 48, 48), np.uint8)
+
+    @torch.inference_mode()
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) for uint8 faces (N, 48, 48), as one batch."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        x = to_model_input(faces, self.input_size).to(self.device)
+        probs = predict_proba(self._scored, x, "flip" if self.tta else "none")
+        return probs.float().cpu().numpy()
+
+    def predict_rgb(self, image: Image.Image, path: str | None = None, frame: int | None = None,
+                    time_s: float | None = None) -> ImageResult:
+        """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
+        det = self.detector(image)
+        faces = self.faces(image, det)
+        probs = self.classify(faces)
+        w, h = image.size
+        results = []
+        # Left to right, so that the numbers on a figure read naturally.
+        for i in sorted(range(len(det)), key=lambda k: (det.boxes[k, 0] + det.boxes[k, 2], det.boxes[k, 1])):
+            x1, y1, x2, y2 = det.boxes[i]
+            box = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
+            p = probs[i].astype(np.float64)
+            p = p / p.sum()  # float32 softmax sums to 1 ± 1e-7; make the JSON exact-ish
+            results.append(FaceResult(
+                box=tuple(float(v) for v in box),
+                score=float(det.scores[i]),
+                landmarks=tuple((float(x), float(y)) for x, y in det.landmarks[i]),
+                label=self.class_names[int(p.argmax())],
+                probabilities={name: float(v) for name, v in zip(self.class_names, p)},
+                crop=faces[i],
+            ))
+        return ImageResult(path=path, size=(w, h), faces=results, frame=frame, time_s=time_s)
+
+    def __call__(self, image: ImageSource) -> ImageResult:
+        """Detect and classify every face in ``image`` (a path, PIL image or RGB numpy array).
+
+        Raises:
+            EmotionError: the image cannot be read (missing, not an image, truncated, too large).
+        """
+        rgb, path = load_image(image, max_pixels=self.max_pixels)
+        return self.predict_rgb(rgb, path=path)
+
+    def annotate(self, image: ImageSource, result: ImageResult) -> Image.Image:
+        """A figure: boxes and labels on the photo, beside it each 48×48 face with its probabilities."""
+        from emotion.inference.annotate import draw_figure
+
+        rgb, _ = load_image(image, max_pixels=self.max_pixels)
+        return draw_figure(rgb, result, self.class_names)
+
+    def __repr__(self) -> str:
+        arch = getattr(self.model, "hparams", {}).get("arch", type(self.model).__name__)
+        return (f"FaceEmotionPredictor(arch={arch!r}, device={self.device}, margin={self.margin}, "
+                f"align={self.align}, tta={self.tta}, temperature={self.temperature})")

@@ -1,0 +1,86 @@
+"""Typed results of multi-face inference, with a stable JSON form (``to_dict``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FaceResult", "ImageResult", "SCHEMA_VERSION"]
+
+#: Bumped whenever the keys of :meth:`ImageResult.to_dict` change.
+SCHEMA_VERSION = 1
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+def _r(v: float, nd: int = 2) -> float:
+    return round(float(v), nd)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One detected face and its expression.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` in pixels of the (EXIF-rotated) original image, clipped to it.
+        score: the detector's face probability.
+        landmarks: five ``(x, y)`` points: left eye, right eye, nose, mouth left, mouth right
+            (left/right as seen in the image).
+        label: the most probable class.
+        probabilities: class name → probability (sums to 1).
+        crop: the 48×48 grayscale uint8 face the classifier saw (not part of the JSON).
+    """
+
+    box: Box
+    score: float
+    landmarks: tuple[Point, ...]
+    label: str
+    probabilities: dict[str, float]
+    crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the predicted label."""
+        return self.probabilities[self.label]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (rounded: pixels to 0.01, probabilities to 1e-6)."""
+        return {
+            "box": [_r(v) for v in self.box],
+            "score": _r(self.score, 6),
+            "landmarks": [[_r(x), _r(y)] for x, y in self.landmarks],
+            "label": self.label,
+            "probabilities": {k: _r(v, 6) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """All faces of one image (or one video frame).
+
+    Attributes:
+        path: the file it came from, or ``None`` for an in-memory image.
+        size: ``(width, height)`` after EXIF rotation.
+        faces: detected faces, left to right (by box centre).
+        frame: the frame index for a video frame, else ``None``.
+        time_s: the frame's time in seconds for a video frame, else ``None``.
+    """
+
+    path: str | None
+    size: tuple[int, int]
+    faces: list[FaceResult]
+    frame: int | None = None
+    time_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``path``, ``size`` ([w, h]), ``frame``, ``time_s``, ``faces``."""
+        return {
+            "path": self.path,
+            "size": [int(self.size[0]), int(self.size[1])],
+            "frame": self.frame,
+            "time_s": None if self.time_s is None else _r(self.time_s, 3),
+            "faces": [f.to_dict() for f in self.faces],
+        }

@@ -1,0 +1,301 @@
+"""Find every face in photos, folders and videos and name its expression.
+
+::
+
+    python -m emotion.predict photo.jpg holidays/ clip.mp4 --out predictions/ [--checkpoint CKPT]
+
+For each image: a table on stdout and an annotated PNG in ``--out``; for each video: every N-th
+frame analysed (and ``--annotate-video`` writes an annotated copy). All results go to
+``predictions.json`` (or ``predictions.csv``, one row per face, with ``errors.json``). Every file is written atomically. A file that cannot be read
+is reported on one line and the others are still processed; the exit status is then 1
+(2 for usage errors, 130 when interrupted, 0 otherwise; finding no face is not an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from emotion.errors import EmotionError
+
+__all__ = ["main", "collect_inputs", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".ppm", ".pgm", ".pbm"})
+# Kept in sync with emotion.inference.video.VIDEO_SUFFIXES (not imported: --help stays fast).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file: ``kind`` is ``image`` or ``video``; ``name`` is its output file stem."""
+
+    path: Path
+    kind: str
+    name: str
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m emotion.predict", description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 ok (also when no face is found), 1 some inputs failed, 2 usage error.")
+    ap.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), videos")
+    ap.add_argument("--checkpoint", default=None, metavar="CKPT",
+                    help="a .ckpt or an exported model folder (default: the bundled model)")
+    ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
+    ap.add_argument("--format", choices=("json", "csv"), default="json", help="results file format")
+    ap.add_argument("--min-face", type=_positive_int, default=20, metavar="PX", help="ignore smaller faces (px)")
+    ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
+    ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
+    ap.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    ap.add_argument("--no-align", action="store_true", help="do not rotate faces to level the eyes")
+    ap.add_argument("--annotate-video", action="store_true", help="write an annotated copy of each video")
+    ap.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs of images")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no per-image tables")
+    return ap
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def collect_inputs(paths: Sequence[str], exclude: Path | None = None) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Expand files and folders into jobs, with unique output names.
+
+    Args:
+        paths: what the user passed.
+        exclude: a folder whose files are skipped (the output folder, so reruns do not read
+            their own annotated PNGs).
+
+    Returns:
+        The jobs, and ``(path, message)`` for each path that does not exist or holds nothing.
+    """
+    jobs: list[Job] = []
+    errors: list[tuple[str, str]] = []
+    used: set[str] = set()
+    exclude = exclude.resolve() if exclude is not None else None
+
+    def add(f: Path, rel: Path) -> None:
+        kind = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
+        base = "__".join(rel.with_suffix("").parts) or f.stem
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}-{k}", k + 1
+        used.add(name)
+        jobs.append(Job(f, kind, name))
+
+    for arg in paths:
+        p = Path(arg).expanduser()
+        if not p.exists():
+            errors.append((arg, f"'{arg}' not found."))
+        elif p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)  # hidden, temp files
+                and not (exclude is not None and f.resolve().is_relative_to(exclude)))
+            if not found:
+                errors.append((arg, f"'{arg}' holds no images or videos."))
+            for f in found:
+                add(f, f.relative_to(p))
+        else:
+            add(p, Path(p.name))  # any suffix: the image reader says if it is not an image
+    return jobs, errors
+
+
+def _face_table(name: str, result) -> str:
+    w, h = result.size
+    if not result.faces:
+        return f"{name}  {w}×{h}  no faces found"
+    lines = [f"{name}  {w}×{h}  {len(result.faces)} face{'s' if len(result.faces) > 1 else ''}",
+             f"  {'#':>2}  {'label':<9} {'prob':>5}  {'box x1,y1,x2,y2':<22} {'det':>4}"]
+    for i, f in enumerate(result.faces, 1):
+        box = ",".join(str(round(v)) for v in f.box)
+        lines.append(f"  {i:>2}  {f.label:<9} {f.confidence:>5.0%}  {box:<22} {f.score:>4.2f}")
+    return "\n".join(lines)
+
+
+def _csv_rows(results: list[dict[str, Any]], class_names: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    header = ["path", "frame", "time_s", "width", "height", "face", "x1", "y1", "x2", "y2", "score", "label",
+              *[f"p_{c}" for c in class_names]]
+    rows = []
+    for r in results:
+        head = [r["path"], r["frame"], r["time_s"], *r["size"]]
+        if not r["faces"]:
+            rows.append(head + [""] * (len(header) - len(head)))  # images without faces still appear
+        for i, f in enumerate(r["faces"], 1):
+            probs = [f["probabilities"].get(c, "") for c in class_names]
+            rows.append(head + [i, *f["box"], f["score"], f["label"], *probs])
+    return header, rows
+
+
+class _Run:
+    """State of one CLI run: the predictor, the output folder, results and errors so far."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from tqdm import tqdm
+
+        from emotion.inference import FaceEmotionPredictor
+
+        self.args = args
+        self.tqdm = tqdm
+        self.out = Path(args.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
+        device = args.device
+        if device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise EmotionError("--device cuda, but no CUDA GPU is available; use --device cpu.")
+        self.predictor = FaceEmotionPredictor.from_checkpoint(
+            args.checkpoint, device=device, align=not args.no_align, tta=args.tta, min_face=args.min_face)
+        self.results: list[dict[str, Any]] = []
+        self.errors: list[dict[str, str]] = []
+
+    def say(self, text: str, err: bool = False) -> None:
+        # tqdm.write keeps progress bars intact.
+        self.tqdm.write(text, file=sys.stderr if err else sys.stdout)
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append({"path": path, "error": message})
+        self.say(f"error: {message}", err=True)
+
+    def image(self, job: Job) -> None:
+        from emotion.inference.images import load_image
+        from emotion.io import atomic_path
+
+        rgb, _ = load_image(job.path, max_pixels=self.predictor.max_pixels)
+        result = self.predictor.predict_rgb(rgb, path=str(job.path))
+        self.results.append(result.to_dict())
+        if not self.args.quiet:
+            self.say(_face_table(str(job.path), result))
+        if not self.args.no_annotate:
+            from emotion.inference.annotate import draw_figure
+
+            fig = draw_figure(rgb, result, self.predictor.class_names)
+            with atomic_path(self.out / f"{job.name}.png") as tmp:
+                fig.save(tmp, format="PNG", optimize=False)
+
+    def video(self, job: Job) -> None:
+        from collections import Counter
+        from contextlib import ExitStack
+
+        from emotion.inference.video import VideoWriter, iter_frames, open_video
+        from emotion.io import atomic_path
+
+        cap, info = open_video(job.path)
+        every = self.args.every
+        total = -(-info.frames // every) if info.frames else None
+        labels: Counter[str] = Counter()
+        n = with_faces = 0
+        with ExitStack() as stack:
+            writer = None
+            if self.args.annotate_video:
+                tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
+                writer = stack.enter_context(VideoWriter(tmp, info.fps / every, (info.width, info.height)))
+            bar = stack.enter_context(self.tqdm(total=total, desc=job.path.name, unit="frame", leave=False,
+                                                disable=None))
+            for index, frame in iter_frames(cap, every):
+                result = self.predictor.predict_rgb(frame, path=str(job.path), frame=index, time_s=index / info.fps)
+                self.results.append(result.to_dict())
+                labels.update(f.label for f in result.faces)
+                n, with_faces = n + 1, with_faces + bool(result.faces)
+                if writer is not None and frame.size == writer.size:
+                    writer.write(frame, result)
+                bar.update()
+            if n == 0:
+                raise EmotionError(f"'{job.path}' has no decodable frames.")
+        if not self.args.quiet:
+            counts = ", ".join(f"{k} {v}" for k, v in labels.most_common()) or "none"
+            self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {every}), "
+                     f"faces in {with_faces}; labels: {counts}")
+
+    def write_results(self) -> Path:
+        from emotion.inference.results import SCHEMA_VERSION
+        from emotion.io import atomic_path, write_json
+
+        p = self.predictor
+        if self.args.format == "csv":
+            path = self.out / "predictions.csv"
+            header, rows = _csv_rows(self.results, p.class_names)
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                w.writerows(rows)
+            # Always written (an empty list on success) so a stale one never outlives its run.
+            write_json(self.out / "errors.json", self.errors)
+            return path
+        path = self.out / "predictions.json"
+        write_json(path, {
+            "schema_version": SCHEMA_VERSION,
+            "model": {"checkpoint": self.args.checkpoint or "bundled", "arch": p.model.hparams.get("arch"),
+                      "class_names": p.class_names, "temperature": p.temperature},
+            "settings": {"margin": p.margin, "align": p.align, "tta": p.tta, "min_face": p.detector.min_face,
+                         "min_score": p.detector.min_score, "every": self.args.every, "device": str(p.device)},
+            "results": self.results,
+            "errors": self.errors,
+        })
+        return path
+
+
+def _run(args: argparse.Namespace) -> int:
+    jobs, missing = collect_inputs(args.paths, exclude=Path(args.out))
+    for path, message in missing:
+        print(f"error: {message}", file=sys.stderr)
+    if not jobs:
+        return 1 if missing else 2
+    run = _Run(args)
+    for path, message in missing:
+        run.errors.append({"path": path, "error": message})
+    n_images = sum(j.kind == "image" for j in jobs)
+    bar = run.tqdm(jobs, desc="images", unit="file", disable=None if len(jobs) > 1 else True)
+    interrupted = False
+    try:
+        for job in bar:
+            try:
+                (run.image if job.kind == "image" else run.video)(job)
+            except EmotionError as e:
+                run.fail(str(job.path), str(e))
+    except KeyboardInterrupt:
+        interrupted = True  # keep what was done: the results file is still written below
+    finally:
+        bar.close()
+    path = run.write_results()
+    n_faces = sum(len(r["faces"]) for r in run.results)
+    n_err = len(run.errors)
+    summary = (f"{n_images} image{'s' if n_images != 1 else ''}, {len(jobs) - n_images} video"
+               f"{'s' if len(jobs) - n_images != 1 else ''}: {n_faces} face{'s' if n_faces != 1 else ''}")
+    if n_faces == 0 and not n_err:
+        summary += " (no faces found)"
+    print(f"{summary}; {n_err} error{'s' if n_err != 1 else ''} -> {path}")
+    if interrupted:
+        print("interrupted: partial results written", file=sys.stderr)
+        return 130
+    return 1 if run.errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from emotion.cli import quiet_library_warnings
+
+    quiet_library_warnings()
+    try:
+        return _run(args)
+    except EmotionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

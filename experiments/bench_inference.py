@@ -1,0 +1,132 @@
+"""Benchmark multi-face inference: model load, one photo end to end, and the classifier per face.
+
+Times are medians over ``--repeats`` runs after ``--warmup`` runs, on CPU and (when present) on
+the GPU. The photo is ``../shared/photos/group_of_six.jpg`` when present, else the shipped
+``tests/assets/sample_faces.jpg``.
+
+Usage::
+
+    python experiments/bench_inference.py [--checkpoint CKPT] [--photo PATH] [--repeats 10]
+
+Prints a Markdown table and writes it, with the raw numbers, to
+``experiments/results/bench_inference.json`` (and ``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from emotion.cli import user_errors_exit
+from emotion.checkpoint import DEFAULT_MODEL, load_model
+from emotion.inference import FaceEmotionPredictor, load_image
+from emotion.io import atomic_path, write_json
+from emotion.runinfo import device_name
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_PHOTO = ROOT.parent / "shared" / "photos" / "group_of_six.jpg"
+SHIPPED_PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
+    """Median wall time of ``fn`` in milliseconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def bench_device(device: str, ckpt: str, photo: Path, repeats: int, warmup: int) -> dict[str, float | int | str]:
+    dev = torch.device(device)
+    t = time.perf_counter()
+    load_model(ckpt, device=dev)  # the first load also imports Lightning and the model code
+    _sync(dev)
+    first_load_ms = (time.perf_counter() - t) * 1000
+    load_ms = median_ms(lambda: load_model(ckpt, device=dev), dev, max(3, repeats // 3), 1)
+    p = FaceEmotionPredictor.from_checkpoint(ckpt, device=dev)
+    rgb, _ = load_image(photo)
+    result = p(photo)
+    det = p.detector(rgb)
+    faces = p.faces(rgb, det)
+    if len(faces) == 0:
+        raise SystemExit(f"error: no face found in {photo}; cannot time the classifier on it")
+    batch64 = np.resize(faces, (64, *faces.shape[1:]))  # the photo's faces, repeated to 64
+    return {
+        "device": device_name("cpu" if dev.type == "cpu" else None),
+        "faces_found": len(result.faces),
+        "model_first_load_ms": first_load_ms,
+        "model_load_ms": load_ms,
+        "photo_end_to_end_ms": median_ms(lambda: p(photo), dev, repeats, warmup),
+        "detect_ms": median_ms(lambda: p.detector(rgb), dev, repeats, warmup),
+        "crop_preprocess_ms": median_ms(lambda: p.faces(rgb, det), dev, repeats, warmup),
+        "classify_batch1_ms_per_face": median_ms(lambda: p.classify(faces[:1]), dev, repeats * 3, warmup),
+        "classify_batch64_ms_per_face": median_ms(lambda: p.classify(batch64), dev, repeats, warmup) / 64,
+    }
+
+
+def markdown(rows: list[dict], photo: Path, size: tuple[int, int], arch: str) -> str:
+    head = (f"Photo: `{photo.name}` ({size[0]}×{size[1]}), model: {arch}, torch CPU threads: "
+            f"{torch.get_num_threads()}; median ms.\n\n"
+            "| device | faces | model load: first / again | photo end to end | detect | crop + preprocess "
+            "| classifier ms/face, batch 1 | classifier ms/face, batch 64 |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = "".join(
+        f"| {r['device']} | {r['faces_found']} | {r['model_first_load_ms']:.0f} / {r['model_load_ms']:.0f} "
+        f"| {r['photo_end_to_end_ms']:.1f} "
+        f"| {r['detect_ms']:.1f} | {r['crop_preprocess_ms']:.1f} | {r['classify_batch1_ms_per_face']:.2f} "
+        f"| {r['classify_batch64_ms_per_face']:.3f} |\n" for r in rows)
+    return head + body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default=None, help=".ckpt or exported folder (default: bundled model)")
+    ap.add_argument("--photo", default=None, help="default: ../shared/photos/group_of_six.jpg, else the shipped one")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-gpu", action="store_true")
+    ap.add_argument("--note", default="", help="free text saved with the results (machine load, model origin)")
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "bench_inference.json"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    ckpt = args.checkpoint or str(DEFAULT_MODEL)
+    photo = Path(args.photo) if args.photo else (SHARED_PHOTO if SHARED_PHOTO.is_file() else SHIPPED_PHOTO)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
+    rows = [bench_device(d, ckpt, photo, args.repeats, args.warmup) for d in devices]
+    rgb, _ = load_image(photo)
+    arch = load_model(ckpt, device="cpu").hparams.arch
+    table = markdown(rows, photo, rgb.size, arch)
+    print(table)
+    write_json(args.out, {
+        "photo": photo.name, "photo_size": list(rgb.size), "checkpoint": ckpt, "arch": arch,
+        "repeats": args.repeats, "warmup": args.warmup, "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "rows": rows,
+        "note": args.note, "markdown": table,
+    })
+    with atomic_path(Path(args.out).with_suffix(".md")) as tmp:
+        tmp.write_text(table)
+
+
+if __name__ == "__main__":
+    user_errors_exit(main)

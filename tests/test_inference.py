@@ -1,0 +1,353 @@
+"""Multi-face inference with the real MTCNN and a real (tiny) trained model: results, inputs, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
+from emotion.data.classes import CLASS_NAMES
+from emotion.errors import EmotionError
+from emotion.inference import (FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle,
+                               load_image)
+from tests.conftest import SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+SAMPLE_PHOTO = ASSETS / "sample_faces.jpg"
+SAMPLE_TILES = json.loads((ASSETS / "sample_faces.json").read_text())
+TILE = 160  # side of each face tile in the sample photo (experiments/make_sample_photo.py)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_cpu_thread():
+    # MTCNN runs many small convolutions; on a busy 2-core machine (CI, a training job, xdist)
+    # two intra-op threads spin against each other and run 10-20× slower than one.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint) -> FaceEmotionPredictor:
+    return FaceEmotionPredictor.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample_result(predictor) -> ImageResult:
+    return predictor(SAMPLE_PHOTO)
+
+
+def assert_valid(result: ImageResult) -> None:
+    """Every face: box inside the image, probabilities a distribution over CLASS_NAMES, etc."""
+    w, h = result.size
+    for face in result.faces:
+        assert isinstance(face, FaceResult)
+        x1, y1, x2, y2 = face.box
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert 0.9 <= face.score <= 1.0
+        assert len(face.landmarks) == 5 and all(len(p) == 2 for p in face.landmarks)
+        assert list(face.probabilities) == list(CLASS_NAMES)
+        assert math.isclose(sum(face.probabilities.values()), 1.0, abs_tol=1e-6)
+        assert all(0.0 <= p <= 1.0 for p in face.probabilities.values())
+        assert face.label in CLASS_NAMES and face.label == max(face.probabilities, key=face.probabilities.get)
+        assert face.crop is not None and face.crop.shape == (48, 48) and face.crop.dtype == np.uint8
+
+
+def tile_of(face: FaceResult) -> int | None:
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    for t in SAMPLE_TILES:
+        x, y = t["position"]
+        if x <= cx < x + TILE and y <= cy < y + TILE:
+            return t["tile"]
+    return None
+
+
+# -- the shipped photo -------------------------------------------------------------------
+def test_sample_photo_every_face_found(sample_result):
+    r = sample_result
+    assert r.size == Image.open(SAMPLE_PHOTO).size and r.path == str(SAMPLE_PHOTO)
+    assert len(r.faces) == len(SAMPLE_TILES) == 6
+    assert sorted(tile_of(f) for f in r.faces) == list(range(6))  # one face per tile
+    assert_valid(r)
+    xs = [f.box[0] + f.box[2] for f in r.faces]
+    assert xs == sorted(xs)  # left to right
+
+
+def test_import_from_package_root():
+    from emotion import FaceEmotionPredictor as P
+
+    assert P is FaceEmotionPredictor
+
+
+def test_same_result_for_path_pil_and_array(predictor, sample_result):
+    img = Image.open(SAMPLE_PHOTO)
+    for source in (img, np.asarray(img.convert("RGB"))):
+        r = predictor(source)
+        assert r.path in (None, str(SAMPLE_PHOTO))
+        np.testing.assert_allclose([f.box for f in r.faces], [f.box for f in sample_result.faces], atol=1e-3)
+
+
+@needs_shared_photos
+def test_group_of_six_finds_six(predictor):
+    r = predictor(SHARED_PHOTOS / "group_of_six.jpg")
+    assert len(r.faces) == 6
+    assert_valid(r)
+
+
+def test_no_face_gives_empty_result(predictor):
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 255, 320)[None, :, None]
+    img = np.clip(x + rng.normal(0, 8, (240, 320, 3)), 0, 255).astype(np.uint8)  # a noisy gradient
+    r = predictor(img)
+    assert r.faces == [] and r.size == (320, 240)
+    assert r.to_dict()["faces"] == []
+    assert predictor.annotate(img, r).size[0] > 320  # the figure still has its panel
+
+
+def test_json_schema(sample_result):
+    d = json.loads(json.dumps(sample_result.to_dict()))  # must survive JSON as is
+    assert set(d) == {"path", "size", "frame", "time_s", "faces"}
+    assert d["size"] == list(Image.open(SAMPLE_PHOTO).size) and d["frame"] is None and d["time_s"] is None
+    for f in d["faces"]:
+        assert set(f) == {"box", "score", "landmarks", "label", "probabilities"}
+        assert len(f["box"]) == 4 and all(isinstance(v, float) for v in f["box"])
+        assert isinstance(f["score"], float)
+        assert len(f["landmarks"]) == 5 and all(len(p) == 2 for p in f["landmarks"])
+        assert f["label"] in CLASS_NAMES
+        assert list(f["probabilities"]) == list(CLASS_NAMES)
+        assert math.isclose(sum(f["probabilities"].values()), 1.0, abs_tol=1e-5)
+
+
+def test_annotate_draws_photo_and_panel(predictor, sample_result):
+    fig = predictor.annotate(SAMPLE_PHOTO, sample_result)
+    w, h = Image.open(SAMPLE_PHOTO).size
+    assert fig.mode == "RGB" and fig.width > w and fig.height >= h
+    assert len(np.unique(np.asarray(fig).reshape(-1, 3), axis=0)) > 50  # something was drawn
+
+
+# -- options -------------------------------------------------------------------------------
+def test_options_tta_no_align_min_face(predictor, sample_result):
+    model = predictor.model
+    for p in (FaceEmotionPredictor(model, tta=True), FaceEmotionPredictor(model, align=False)):
+        r = p(SAMPLE_PHOTO)
+        assert len(r.faces) == 6
+        assert_valid(r)
+    # min_face only filters: the larger faces come back unchanged, the smaller ones go.
+    sizes = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in sample_result.faces]
+    cut = (min(sizes) + max(sizes)) / 2
+    big = FaceEmotionPredictor(model, min_face=round(cut))(SAMPLE_PHOTO).faces
+    assert [f.box for f in big] == [f.box for f, s in zip(sample_result.faces, sizes) if s >= round(cut)]
+    assert 0 < len(big) < 6
+    assert FaceEmotionPredictor(model, min_face=round(max(sizes)) + 1)(SAMPLE_PHOTO).faces == []
+
+
+def test_exported_model_with_temperature(tiny_checkpoint, tmp_path, sample_result):
+    folder = export_model(tiny_checkpoint, tmp_path / "exported", temperature=3.0)
+    p = FaceEmotionPredictor.from_checkpoint(folder, device="cpu")
+    assert p.temperature == 3.0
+    r = p(SAMPLE_PHOTO)
+    for hot, cool in zip(sample_result.faces, r.faces):
+        assert cool.label == hot.label  # a temperature never changes the ranking …
+        assert max(cool.probabilities.values()) <= max(hot.probabilities.values()) + 1e-6  # … only flattens
+
+
+def test_large_photo_detected_on_downscaled_copy(predictor, sample_result):
+    img = Image.open(SAMPLE_PHOTO).convert("RGB")
+    big = img.resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC)  # 2688 px wide
+    p = FaceEmotionPredictor(predictor.model)  # detection runs on a 1600-px copy
+    r = p(big)
+    assert r.size == big.size and len(r.faces) == 6
+    for f, g in zip(r.faces, sample_result.faces):  # same faces, in original-image pixels
+        assert iou([v / 4 for v in f.box], g.box) > 0.8
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+# -- crops ---------------------------------------------------------------------------------
+def test_crop_size_margin_and_outside_boxes():
+    img = Image.open(SAMPLE_PHOTO).convert("RGB")
+    for margin in (-0.1, 0.0, 0.3):
+        assert crop_face(img, (48, 48, 208, 208), margin=margin, align=False).size == (192, 192)
+    # A box hanging over the corner: the missing part repeats edge pixels, never black.
+    corner = np.asarray(crop_face(img, (-100, -100, 20, 20), align=False))
+    assert corner.min() > 100
+    assert crop_face(img, (5000, 5000, 5100, 5100), align=False).size == (192, 192)
+
+
+def _dark_centroid(a: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(a < 100)
+    return float(xs.mean()), float(ys.mean())
+
+
+def test_crop_geometry_and_eye_alignment():
+    """Two dots as eyes on a 25° line: the aligned crop puts them level, where FER frames eyes."""
+    from PIL import ImageDraw
+
+    img = Image.new("L", (400, 400), 255)
+    left, right = (150.0, 200.0), (250.0, 200.0 + 100 * math.tan(math.radians(25)))
+    draw = ImageDraw.Draw(img)
+    for x, y in (left, right):
+        draw.ellipse((x - 6, y - 6, x + 6, y + 6), fill=0)
+    assert eye_angle([left, right]) == pytest.approx(25.0)
+    cx, cy = (left[0] + right[0]) / 2, (left[1] + right[1]) / 2
+    box = (cx - 100, cy - 100, cx + 100, cy + 100)
+    points = [left, right, (cx, cy + 40), (cx - 30, cy + 70), (cx + 30, cy + 70)]
+    a = np.asarray(crop_face(img, box, points, margin=0.0, align=True))  # 200 px → 192 px
+    (lx, ly), (rx, ry) = _dark_centroid(a[:, :96]), _dark_centroid(a[:, 96:])
+    assert abs(ly - ry) < 1.5 and abs(ly - 96) < 1.5  # level, through the centre
+    assert abs((rx + 96) - lx - 0.96 * math.dist(left, right)) < 2  # distance kept (scaled)
+    b = np.asarray(crop_face(img, box, points, margin=0.0, align=False))
+    (_, ly), (_, ry) = _dark_centroid(b[:, :96]), _dark_centroid(b[:, 96:])
+    assert ry - ly == pytest.approx(0.96 * (right[1] - left[1]), abs=1.5)  # untouched tilt
+
+
+def test_alignment_with_mtcnn_landmarks(predictor):
+    x, y = next(t["position"] for t in SAMPLE_TILES if t["class"] == "sad")
+    face = Image.open(SAMPLE_PHOTO).convert("RGB").crop((x - 48, y - 48, x + TILE + 48, y + TILE + 48))
+    tilted = face.rotate(-20, resample=Image.Resampling.BICUBIC, fillcolor=(228, 233, 238))
+    det = predictor.detector(tilted)
+    assert len(det) == 1 and abs(eye_angle(det.landmarks[0])) > 10
+    aligned = crop_face(tilted, det.boxes[0], det.landmarks[0], margin=0.3, align=True)
+    again = predictor.detector(aligned)
+    assert len(again) == 1 and abs(eye_angle(again.landmarks[0])) < 5
+
+
+# -- input formats -------------------------------------------------------------------------
+def _modes(tmp_path: Path) -> dict[str, Path]:
+    rgb = Image.open(SAMPLE_PHOTO).convert("RGB")
+    gray = np.asarray(rgb.convert("L"))
+    files = {}
+    rgba = rgb.convert("RGBA")
+    a = np.asarray(rgba).copy()
+    background = np.all(np.abs(a[..., :3].astype(int) - (228, 233, 238)) < 6, axis=-1)
+    a[background] = (0, 0, 0, 0)  # transparent black: dropping alpha instead of compositing → black
+    files["RGBA"] = Image.fromarray(a, "RGBA")
+    files["P"] = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=128)
+    files["I;16"] = Image.fromarray(gray.astype(np.uint16) * 257)
+    files["L"] = rgb.convert("L")
+    paths = {}
+    for mode, im in files.items():
+        assert im.mode == mode
+        paths[mode] = tmp_path / f"{mode.replace(';', '')}.png"
+        im.save(paths[mode])
+    return paths
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "L"])
+def test_image_modes(predictor, tmp_path, mode):
+    path = _modes(tmp_path)[mode]
+    assert Image.open(path).mode == mode
+    r = predictor(path)
+    assert len(r.faces) == 6
+    assert_valid(r)
+
+
+def test_exif_orientation_applied(predictor, sample_result, tmp_path):
+    img = Image.open(SAMPLE_PHOTO).convert("RGB")
+    stored = img.transpose(Image.Transpose.ROTATE_90)  # pixels on their side …
+    exif = Image.Exif()
+    exif[0x0112] = 6  # … and the tag that tells viewers to turn them upright
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif, quality=95)
+    r = predictor(path)
+    assert r.size == img.size
+    assert len(r.faces) == 6
+    np.testing.assert_allclose([f.box for f in r.faces], [f.box for f in sample_result.faces], atol=6.0)
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares ``width``×``height`` but holds (almost) no data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "truncated", "folder", "bomb", "over_limit"])
+def test_bad_inputs_raise_clear_errors(predictor, tmp_path, kind):
+    if kind == "missing":
+        path, words = tmp_path / "nope.jpg", "not found"
+    elif kind == "text":
+        path, words = tmp_path / "notes.jpg", "not an image"
+        path.write_text("this is not a JPEG\n")
+    elif kind == "truncated":
+        path, words = tmp_path / "cut.jpg", "truncated"
+        path.write_bytes(SAMPLE_PHOTO.read_bytes()[:4000])
+    elif kind == "folder":
+        path, words = tmp_path, "folder"
+    elif kind == "bomb":  # 10 gigapixels in a few bytes: PIL's own guard, reported our way
+        path, words = _png_header(tmp_path / "bomb.png", 100_000, 100_000), "decompression bomb"
+    else:  # 132 MP: under PIL's error threshold, over ours; refused before any decoding
+        path, words = _png_header(tmp_path / "huge.png", 12_000, 11_000), "decompression bomb"
+    with pytest.raises(EmotionError) as err:
+        predictor(path)
+    msg = str(err.value)
+    assert path.name in msg and words in msg and "\n" not in msg
+
+
+def test_bad_arrays_and_types(predictor, tmp_path):
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(SAMPLE_PHOTO.read_bytes()[:4000])
+    with pytest.raises(EmotionError, match="cut.jpg"):  # a lazily opened PIL image decodes late
+        predictor(Image.open(cut))
+    with pytest.raises(EmotionError, match="shape"):
+        predictor(np.zeros((4, 4, 7), np.uint8))
+    with pytest.raises(EmotionError, match="cannot read an image"):
+        predictor(12345)
+    with pytest.raises(EmotionError, match="MP"):
+        load_image(SAMPLE_PHOTO, max_pixels=1000)
+    # Odd but valid arrays: float in [0, 1], 16-bit, single channel.
+    for arr in (np.full((60, 80), 0.5), np.full((60, 80, 1), 40000, np.uint16)):
+        assert predictor(arr).faces == []
+
+
+# -- the bundled model ---------------------------------------------------------------------
+needs_bundled = pytest.mark.skipif(not (DEFAULT_MODEL / "model.json").is_file(),
+                                   reason="no bundled model in emotion/assets/default_model")
+
+
+@needs_bundled
+def test_bundled_model_predicts():
+    p = FaceEmotionPredictor.from_checkpoint(device="cpu")
+    r = p(SAMPLE_PHOTO)
+    assert len(r.faces) == 6
+    assert_valid(r)
+
+
+@pytest.mark.slow
+@needs_bundled
+@needs_shared_fer
+def test_bundled_model_recorded_test_accuracy(tmp_path):
+    """The accuracy in model.json is what the shipped weights score on PrivateTest today."""
+    from emotion.data import FER2013DataModule
+    from emotion.models import predict_proba
+
+    model = load_model(device="cpu")
+    recorded = (model.meta.get("metrics") or {}).get("test", {}).get("acc")
+    if recorded is None:
+        pytest.skip("model.json records no metrics.test.acc")
+    dm = FER2013DataModule(root=str(SHARED_FER), cache_dir=str(tmp_path), batch_size=256, num_workers=0,
+                           image_size=model.hparams.input_size)
+    correct = total = 0
+    for x, y in dm.test_dataloader():
+        correct += int((predict_proba(model, x).argmax(1) == y).sum())
+        total += len(y)
+    assert total > 3000
+    assert abs(correct / total - recorded) < 0.002, (correct / total, recorded)

@@ -1,0 +1,147 @@
+"""``python -m emotion.predict`` end to end: folders with bad files, videos, formats, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion.checkpoint import export_model
+from emotion.data.classes import CLASS_NAMES
+from emotion.predict import collect_inputs, main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # One intra-op thread: MTCNN's small convolutions gain nothing from more on a busy 2-core box.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "emotion.predict", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint, tmp_path_factory) -> Path:
+    return export_model(tiny_checkpoint, tmp_path_factory.mktemp("model") / "tiny")
+
+
+def make_video(path: Path, frames: int = 6) -> Path:
+    """A short MJPG video of the sample photo (static: MTCNN's hold on these small FER faces is
+    shaky enough that a few pixels of motion can lose one, and this test is about the plumbing)."""
+    import cv2
+
+    bgr = cv2.cvtColor(np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB")), cv2.COLOR_RGB2BGR)
+    h, w = bgr.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    for _ in range(frames):
+        writer.write(bgr)
+    writer.release()
+    return path
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.startswith(".")]
+
+
+def test_folder_with_corrupt_file_end_to_end(exported, tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLE_PHOTO, photos / "group.jpg")
+    Image.new("RGB", (320, 240), (40, 120, 200)).save(photos / "sub" / "wall.png")  # no face
+    (photos / "broken.jpg").write_text("not a jpeg at all\n")
+    (photos / "cut.jpg").write_bytes(SAMPLE_PHOTO.read_bytes()[:3000])
+    (photos / "notes.txt").write_text("ignored: not an image suffix\n")
+    make_video(photos / "clip.avi")
+    out = tmp_path / "out"
+
+    proc = run_cli("photos", "missing.jpg", "--checkpoint", str(exported), "--out", str(out),
+                   "--every", "3", "--annotate-video", "--device", "cpu", cwd=tmp_path)
+
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    for name in ("broken.jpg", "cut.jpg", "missing.jpg"):
+        assert sum(name in line for line in errors) == 1
+    assert "group.jpg" in proc.stdout and "6 faces" in proc.stdout and "no faces found" in proc.stdout
+
+    data = json.loads((out / "predictions.json").read_text())
+    assert data["schema_version"] == 1 and data["model"]["class_names"] == list(CLASS_NAMES)
+    by_path = {}
+    for r in data["results"]:
+        by_path.setdefault(Path(r["path"]).name, []).append(r)
+    assert len(by_path["group.jpg"][0]["faces"]) == 6 and by_path["wall.png"][0]["faces"] == []
+    assert [r["frame"] for r in by_path["clip.avi"]] == [0, 3]  # every 3rd of 6 frames
+    assert all(len(r["faces"]) == 6 for r in by_path["clip.avi"])
+    assert by_path["clip.avi"][1]["time_s"] == pytest.approx(0.3)
+    assert {Path(e["path"]).name for e in data["errors"]} == {"broken.jpg", "cut.jpg", "missing.jpg"}
+
+    assert {p.name for p in out.iterdir()} == {"predictions.json", "group.png", "sub__wall.png",
+                                               "clip_annotated.mp4"}
+    assert Image.open(out / "group.png").width > Image.open(SAMPLE_PHOTO).width
+    import cv2
+
+    cap = cv2.VideoCapture(str(out / "clip_annotated.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    cap.release()
+    assert no_temp_files(out)
+
+
+def test_csv_no_faces_and_options_in_process(exported, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 150), 128).save(blank)
+    out = tmp_path / "out"
+    code = main([str(blank), str(SAMPLE_PHOTO), "--checkpoint", str(exported), "--out", str(out),
+                 "--format", "csv", "--tta", "--no-align", "--min-face", "30", "--no-annotate",
+                 "--device", "cpu"])
+    assert code == 0
+    std = capsys.readouterr()
+    assert "no faces found" in std.out and std.err.count("error:") == 0
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert sorted(p.name for p in out.iterdir()) == ["errors.json", "predictions.csv"]  # --no-annotate: no PNGs
+    assert json.loads((out / "errors.json").read_text()) == []
+    assert rows[0]["path"] == str(blank) and rows[0]["face"] == ""
+    faces = rows[1:]
+    assert len(faces) == 6 and {r["label"] for r in faces} <= set(CLASS_NAMES)
+    for r in faces:
+        assert abs(sum(float(r[f"p_{c}"]) for c in CLASS_NAMES) - 1) < 1e-4
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path, capsys):
+    assert main([str(SAMPLE_PHOTO), "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope.ckpt" in err and err.count("\n") == 1
+    (tmp_path / "afile").write_text("x")
+    assert main([str(SAMPLE_PHOTO), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse's own usage errors
+        main([str(SAMPLE_PHOTO), "--every", "0"])
+    assert e.value.code == 2
+    capsys.readouterr()
+    # Only missing inputs: reported, status 1, and no model is loaded for nothing.
+    assert main([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--checkpoint", "never-read"]) == 1
+    assert capsys.readouterr().err.count("error:") == 2
+
+
+def test_collect_inputs_names_and_exclusions(tmp_path):
+    (tmp_path / "a" / "x").mkdir(parents=True)
+    for rel in ("a/1.jpg", "a/x/1.jpg", "a/.hidden.jpg", "a/x/.tmp.png", "a/readme.md", "a/clip.MP4"):
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "a" / "out").mkdir()
+    (tmp_path / "a" / "out" / "1.png").write_bytes(b"")
+    jobs, errors = collect_inputs([str(tmp_path / "a"), str(tmp_path / "a" / "1.jpg"), str(tmp_path / "zz")],
+                                  exclude=tmp_path / "a" / "out")
+    assert [(j.path.relative_to(tmp_path).as_posix(), j.kind, j.name) for j in jobs] == [
+        ("a/1.jpg", "image", "1"), ("a/clip.MP4", "video", "clip"), ("a/x/1.jpg", "image", "x__1"),
+        ("a/1.jpg", "image", "1-2")]
+    assert len(errors) == 1 and "zz" in errors[0][1]
