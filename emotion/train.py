@@ -75,7 +75,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     Returns:
         The metrics logged by Lightning and the objects built (datamodule, model, trainer, …).
     """
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), git_commit()  # the code as it was when the run started
     pl.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)
 
@@ -124,7 +124,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "wall_time_s": round(time.perf_counter() - start, 2),
             "device": device_name(cfg.trainer.get("accelerator")),
             "precision": str(trainer.precision),
-            "git_commit": git_commit(),
+            "git_commit": commit,
             "command": _command(),
             "skipped_images": dm.skipped,
             "history": curves,

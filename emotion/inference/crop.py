@@ -19,10 +19,11 @@ __all__ = ["DEFAULT_MARGIN", "CROP_SIZE", "eye_angle", "crop_face"]
 
 #: Margin added on each side of the MTCNN box, as a fraction of the box's longer side.
 #: Measured, not guessed (experiments/measure_margin.py → experiments/results/margin.json): on
-#: 1000 FER2013 PublicTest faces re-detected by MTCNN, accuracy peaks on a plateau from -0.10 to
-#: 0.00 and falls steadily beyond (about -2 points per +0.05); -0.05 is its centre. Negative
-#: because FER2013 frames faces tighter than MTCNN boxes them: the box's height is ~1.04 frames.
-DEFAULT_MARGIN = -0.05
+#: 1000 FER2013 PublicTest faces re-detected by MTCNN and classified by the bundled model,
+#: accuracy peaks on a plateau from -0.10 to 0.00 and falls steadily beyond (about -2 points per
+#: +0.05); the neighbour-smoothed best (``select_margin``) is -0.075. Negative because FER2013
+#: frames faces tighter than MTCNN boxes them: the box's height is ~1.04 frames.
+DEFAULT_MARGIN = -0.075
 
 #: Side of the RGB crop handed to ``to_fer_face`` (which reduces it to 48 with antialiasing).
 CROP_SIZE = 4 * FER_SIZE
