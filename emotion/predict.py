@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from emotion.errors import EmotionError
+from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["main", "collect_inputs", "IMAGE_SUFFIXES"]
+__all__ = ["main", "collect_inputs"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                            ".ppm", ".pgm", ".pbm"})
-# Kept in sync with emotion.inference.video.VIDEO_SUFFIXES (not imported: --help stays fast).
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 
 
 @dataclass(frozen=True)

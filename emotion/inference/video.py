@@ -14,9 +14,8 @@ from emotion.errors import EmotionError
 from emotion.inference.annotate import draw_boxes
 from emotion.inference.results import ImageResult
 
-__all__ = ["VIDEO_SUFFIXES", "VideoInfo", "open_video", "iter_frames", "VideoWriter"]
+__all__ = ["VideoInfo", "open_video", "iter_frames", "VideoWriter"]
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 
 
 @dataclass(frozen=True)
