@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -27,6 +29,4 @@ def device_name(accelerator: str | None = None) -> str:
     """A readable name of the device that ran: the GPU's name, or the CPU with its core count."""
     if accelerator != "cpu" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    import os
-    import platform
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"

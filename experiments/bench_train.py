@@ -66,7 +66,7 @@ def main() -> None:
         f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     out = HERE / "results" / f"bench_train_{args.device}.json"
     write_json(out, {"device": machine, "batch": args.batch, "steps": args.steps, "rows": rows})
-    print(f"\n| model | params (M) | img/s | s per epoch (28,709 faces) |\n|---|---|---|---|")
+    print("\n| model | params (M) | img/s | s per epoch (28,709 faces) |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['params_m']} | {r['img_per_s']} | {r['s_per_epoch']} |")
     print(f"({machine}; training step only, data loading excluded; written to {out})")

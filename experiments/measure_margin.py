@@ -159,7 +159,7 @@ def main() -> None:
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     write_json(args.out, result)
-    print(f"| margin | acc | acc (aligned) |\n|---:|---:|---:|")
+    print("| margin | acc | acc (aligned) |\n|---:|---:|---:|")
     for r in rows:
         print(f"| {r['margin']:.3f} | {r['acc']:.4f} | {r['acc_aligned']:.4f} |")
     print(f"direct 48 px: {result['acc_direct_48px_detected']:.4f} on the detected; detection rate "

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from emotion.data.cache import load_or_build
-from emotion.data.classes import CLASS_NAMES, NUM_CLASSES, SPLITS
+from emotion.data.classes import NUM_CLASSES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sources import RawFER, locate_source
 from emotion.errors import EmotionError
