@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
+from emotion.data.classes import SPLIT_NAMES
 from emotion.cli import quiet_library_warnings, user_errors_exit
 from emotion.errors import EmotionError
 from emotion.io import write_json
@@ -25,7 +26,6 @@ from emotion.runinfo import device_name, git_commit
 __all__ = ["evaluate", "main"]
 
 log = logging.getLogger(__name__)
-SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -13,10 +13,11 @@ import numpy as np  # noqa: E402
 
 from emotion.io import atomic_path  # noqa: E402
 
-__all__ = ["plot_confusion_matrix", "plot_prediction_grid"]
+__all__ = ["save_figure", "plot_confusion_matrix", "plot_prediction_grid"]
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Write a matplotlib figure as PNG, atomically, and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -39,7 +40,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title or f"accuracy {np.trace(cm) / max(cm.sum(), 1):.2%}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray,
@@ -56,4 +57,4 @@ def plot_prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarr
         ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{class_names[pred]} {probs[k, pred]:.0%}\n(true {class_names[int(labels[k])]})",
                      fontsize=6.5, color="green" if pred == labels[k] else "red")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -10,24 +10,17 @@ from typing import Sequence
 
 import numpy as np
 
-from emotion.io import atomic_path
-from emotion.plots import plot_confusion_matrix  # also selects the Agg backend: files only
+from emotion.data.classes import SPLIT_NAMES
+from emotion.plots import plot_confusion_matrix, save_figure  # also selects the Agg backend: files only
 from emotion.reporting.runs import Run
 
 import matplotlib.pyplot as plt  # noqa: E402  (after emotion.plots chose the backend)
 
 __all__ = ["plot_learning_curves", "plot_per_class_accuracy", "plot_confusion_matrices",
-           "SPLIT_NAMES", "MAX_RUNS"]
+           "MAX_RUNS"]
 
-SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 #: Runs drawn in the shared figures at most (the best by val accuracy), so that they stay legible.
 MAX_RUNS = 10
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _series(history: list[dict[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +63,7 @@ def plot_learning_curves(runs: Sequence[Run], path: str | os.PathLike, title: st
                bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(labels) + 3) // 4)))
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
@@ -94,7 +87,7 @@ def plot_per_class_accuracy(runs: Sequence[Run], path: str | os.PathLike, title:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(3, n))
     ax.set_title(title or "per-class accuracy")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _file_name(run_name: str) -> str:

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from omegaconf import OmegaConf
 
 from emotion.errors import EmotionError
 
-__all__ = ["Run", "load_run", "load_runs", "job_command", "SPLITS"]
+__all__ = ["Run", "load_run", "load_runs", "SPLITS"]
 
 #: The evaluated splits a metrics.json may hold: val = PublicTest, test = PrivateTest.
 SPLITS = ("val", "test")
@@ -87,25 +86,6 @@ def _read(folder: Path) -> dict[str, Any]:
         raise EmotionError(f"'{path}' is not valid JSON ({e}).") from None
 
 
-def job_command(folder: Path, command: str | None) -> str | None:
-    """The command that reproduces the run in ``folder``.
-
-    A multirun job's metrics.json records the whole sweep's command line (``… -m model=a,b``); the
-    job's own overrides are in ``.hydra/overrides.yaml``, so the command is rebuilt from them
-    (without ``hparams_search``, so that it trains once instead of sweeping again).
-    """
-    tokens = (command or "").split()
-    prefix = tokens[:3] if tokens[:2] == ["python", "-m"] else tokens[:1]
-    overrides = folder / ".hydra" / "overrides.yaml"
-    if not ({"-m", "--multirun"} & set(tokens[len(prefix):])) or not overrides.is_file():
-        return command
-    try:
-        items = [str(o) for o in OmegaConf.load(overrides)]
-    except Exception:  # noqa: BLE001 - an unreadable overrides file only costs the nicer command
-        return command
-    return " ".join([*prefix, *(o for o in items if not o.startswith("hparams_search="))])
-
-
 def load_run(folder: str | os.PathLike, name: str | None = None) -> Run:
     """Read one run folder.
 
@@ -115,7 +95,7 @@ def load_run(folder: str | os.PathLike, name: str | None = None) -> Run:
     folder = Path(folder)
     metrics = _read(folder)
     return Run(name=name or folder.resolve().name, path=folder, metrics=metrics,
-               command=job_command(folder, metrics.get("command")))
+               command=metrics.get("command"))
 
 
 def _names(folders: list[Path]) -> list[str]:
@@ -159,5 +139,5 @@ def load_runs(folders: Iterable[str | os.PathLike], skip_invalid: bool = False,
         raise EmotionError("no run with a metrics.json to report on. Train one first "
                            "(make train-sample, or python -m emotion.train …) and pass its folder.")
     names = _names([f for f, _ in good])
-    return [Run(name=n, path=f, metrics=m, command=job_command(f, m.get("command")))
+    return [Run(name=n, path=f, metrics=m, command=m.get("command"))
             for n, (f, m) in zip(names, good)]
