@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +41,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise EmotionError(f"checkpoint '{path}' not found. Pass the path of a .ckpt written by emotion.train.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise EmotionError(
-            f"refused to load '{path}': it holds Python objects beyond tensors and plain values, which "
-            f"could run code when loaded ({str(e).splitlines()[0][:200]}). Only load checkpoints you trust "
-            "with torch.load(weights_only=False) yourself."
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise EmotionError(
-            f"'{path}' is not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0][:200]})."
-        ) from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files; all mean the same
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if isinstance(e, pickle.UnpicklingError) and unsafe:
+            raise EmotionError(
+                f"refused to load '{path}': it holds Python objects beyond tensors and plain values "
+                f"({unsafe.group(1)}), which could run code when loaded. Only load checkpoints you trust, "
+                "with torch.load(weights_only=False) yourself."
+            ) from None
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise EmotionError(f"'{path}' is not a readable checkpoint (truncated or corrupt: {detail}). "
+                           "Use another checkpoint of the run, or train again.") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise EmotionError(f"'{path}' is not an emotion checkpoint (no state_dict/hyper_parameters).")
     return ckpt

@@ -1,4 +1,4 @@
-"""What every CLI shares: user errors become one line on stderr and exit status 2."""
+"""What every CLI shares: user errors become one line on stderr and a non-zero exit status."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def _user_error(exc: BaseException) -> EmotionError | None:
 
 
 def user_errors_exit(fn: Callable[[], T]) -> T:
-    """Run ``fn``; on an :class:`EmotionError` print ``error: …`` and exit 2, without a traceback."""
+    """Run ``fn``; on an :class:`EmotionError` print ``error: …`` and exit with its code (2 for
+    bad input), without a traceback."""
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 - re-raised unless it is a user error
@@ -31,7 +32,7 @@ def user_errors_exit(fn: Callable[[], T]) -> T:
         if err is None:
             raise
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
 
 
 def quiet_library_warnings() -> None:

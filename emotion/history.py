@@ -38,6 +38,13 @@ class EpochHistory(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._collect_train(trainer)
 
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # Checkpoints are written after the module has logged the epoch's train metrics, but before
+        # the next epoch would collect them: take them now so that a resumed run has them.
+        self._collect_train(trainer)
+        if self.state_key in checkpoint.get("callbacks", {}):
+            checkpoint["callbacks"][self.state_key] = self.state_dict()
+
     def state_dict(self) -> dict:
         return {"epochs": self.epochs}
 

@@ -26,9 +26,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        _fsync(tmp)  # the data reach the disk before the name does, so a crash leaves old or new
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync folders; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

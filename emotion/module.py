@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from emotion.checkpoint import read_checkpoint
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, create_model, predict_proba
@@ -157,6 +158,16 @@ class EmotionClassifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
+    # -- checkpoints ----------------------------------------------------------------
+    # torchmetrics states are not in the state_dict; a resumed run must still know its best epoch.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_acc_best"] = float(self.val_acc_best.max_value)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        best = checkpoint.get("val_acc_best")
+        if best is not None and math.isfinite(best):
+            self.val_acc_best.update(torch.tensor(best))
+
     # -- optimisation ---------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -189,6 +200,19 @@ class EmotionClassifier(pl.LightningModule):
 
             sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None,
+                             **kwargs: Any) -> "EmotionClassifier":
+        """Lightning's loader, reading tensors and plain values only (``weights_only=True``).
+
+        Raises:
+            EmotionError: the file is missing, truncated, or holds objects that would run code.
+        """
+        if "://" not in str(checkpoint_path):  # a local file: check it first, for a clear message
+            read_checkpoint(checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, weights_only=True, **kwargs)
 
     def set_tta(self, tta: str) -> None:
         """Use test-time augmentation (``none``, ``flip``, ``tencrop``) in val/test steps."""

@@ -15,21 +15,26 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.trainer.states import TrainerStatus
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
+from emotion.checkpoint import read_checkpoint
 from emotion.cli import quiet_library_warnings, user_errors_exit
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, TrainingInterrupted
 from emotion.history import EpochHistory
 from emotion.io import write_json
 from emotion.models import predict_proba
 from emotion.plots import plot_confusion_matrix, plot_prediction_grid
 from emotion.results import split_metrics
+from emotion.resume import LAST_CKPT, AtomicCheckpointIO, ExactResume, find_interrupted_run, job_overrides, \
+    previous_wandb_id, wants_resume
 from emotion.runinfo import device_name, git_commit
 
-__all__ = ["train", "main"]
+__all__ = ["train", "main", "hydra_main"]
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +45,16 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 
 
 def _resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    if cfg.get("ckpt_path") != "last":
-        return cfg.get("ckpt_path")
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise EmotionError(f"ckpt_path=last, but there is no '{last}'. Run from the interrupted run's folder "
-                           "(hydra.run.dir=...) or give the checkpoint's path.")
-    return str(last)
+    """The checkpoint to resume from, checked: a truncated or unsafe file is refused here in one line."""
+    path = cfg.get("ckpt_path")
+    if path == "last":
+        path = Path(cfg.paths.output_dir) / LAST_CKPT
+        if not path.is_file():
+            raise EmotionError(f"ckpt_path=last, but there is no '{path}'. Repeat the interrupted command with "
+                               "ckpt_path=last, or choose its folder with hydra.run.dir=...")
+    if path is not None:
+        read_checkpoint(path)
+    return None if path is None else str(path)
 
 
 def _sample_predictions(model: pl.LightningModule, dm, path: Path, n: int = 32) -> None:
@@ -62,11 +70,25 @@ def _sample_predictions(model: pl.LightningModule, dm, path: Path, n: int = 32) 
 
 
 def _command() -> str:
-    """The command that reproduces this run: a multirun job's own overrides, not the sweep's command line."""
+    """The command that reproduces this run: a multirun job's own overrides, not the sweep's command
+    line, and not how an interrupted run was resumed."""
+    args = sys.argv[1:]
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        task = [o for o in HydraConfig.get().overrides.task if not o.startswith("hparams_search=")]
-        return " ".join(["python -m emotion.train", *task])
-    return " ".join(["python -m emotion.train", *sys.argv[1:]])
+        args = [o for o in HydraConfig.get().overrides.task if not o.startswith("hparams_search=")]
+    resumed = [a for a in args if a.startswith("hydra.run.dir=")] if "ckpt_path=last" in args else []
+    return " ".join(["python -m emotion.train", *(a for a in args if a != "ckpt_path=last" and a not in resumed)])
+
+
+def _interrupted(exc: SystemExit, trainer: pl.Trainer, out: Path) -> TrainingInterrupted:
+    """Lightning stops gracefully on Ctrl-C and SIGTERM and then exits; say how to go on instead."""
+    sigterm = isinstance(exc, SIGTERMException)
+    last = out / LAST_CKPT
+    done = trainer.current_epoch
+    saved = (f"{done} finished epoch{'s are' if done != 1 else ' is'} saved in '{last}'. Resume with:  "
+             f"{_command()} ckpt_path=last" if last.is_file()
+             else "it stopped before its first epoch ended, so nothing is saved: start it again.")
+    return TrainingInterrupted(f"training interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} during epoch "
+                               f"{done}; {saved}", exit_code=143 if sigterm else 130)
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -78,6 +100,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     start, commit = time.perf_counter(), git_commit()  # the code as it was when the run started
     pl.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)
+    ckpt_path = _resolve_ckpt_path(cfg)
+    if ckpt_path and cfg.get("logger") and cfg.logger.get("wandb") and cfg.logger.wandb.get("id") is None:
+        wandb_id = previous_wandb_id(out)
+        if wandb_id:  # continue the same W&B run rather than start a second one
+            with open_dict(cfg):
+                cfg.logger.wandb.id, cfg.logger.wandb.resume = wandb_id, "allow"
 
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -85,16 +113,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     history = EpochHistory()
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), history]
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), history, ExactResume(cfg.seed)]
     if not loggers:  # LearningRateMonitor needs somewhere to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      plugins=[AtomicCheckpointIO()])
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=dm, ckpt_path=_resolve_ckpt_path(cfg))
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    except SystemExit as e:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        _finish_wandb(loggers, exit_code=1)
+        raise _interrupted(e, trainer, out) from None
     metrics = dict(trainer.callback_metrics)
     # validate/test below restore trainer and callback state from the best checkpoint: keep these now.
     curves, epochs_done = list(history.epochs), trainer.current_epoch
@@ -141,11 +176,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                     lg.log_image("test/confusion_matrix", [str(out / "confusion_matrix.png")])
                     lg.log_image("test/predictions", [str(out / "predictions.png")])
         log.info("wrote %s", out / "metrics.json")
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):
-            lg.experiment.finish()
+    _finish_wandb(loggers)
     objects = {"cfg": cfg, "datamodule": dm, "model": model, "trainer": trainer, "results": results}
     return {k: float(v) for k, v in metrics.items()}, objects
+
+
+def _finish_wandb(loggers: list[Logger], exit_code: int = 0) -> None:
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.finish(exit_code=exit_code)
 
 
 def _epoch_of(ckpt: str | None) -> int | None:
@@ -154,7 +193,7 @@ def _epoch_of(ckpt: str | None) -> int | None:
 
 
 @hydra.main(version_base="1.3", config_path=str(config.CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimised metric for sweepers."""
     quiet_library_warnings()
     metrics, _ = user_errors_exit(lambda: train(cfg))
@@ -164,6 +203,31 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("optimized_metric=%s was not logged (logged: %s); returning None",
                     cfg.optimized_metric, ", ".join(sorted(metrics)) or "nothing")
     return None if value is None else float(value)
+
+
+def _runs_root(argv: list[str]) -> Path:
+    """The folder holding this command's run folders (``hydra.run.dir`` without its time stamp)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=job_overrides(argv), return_hydra_config=True)
+        return Path(cfg.hydra.run.dir).parent
+
+
+def main() -> None:
+    """``python -m emotion.train``. With ``ckpt_path=last`` alone, first find the interrupted run
+    of the same command, and continue in its folder."""
+    argv = sys.argv[1:]
+    if wants_resume(argv):
+        try:
+            root = _runs_root(argv)
+        except Exception:  # noqa: BLE001 - a bad override: Hydra reports it below
+            root = None
+        if root is not None:
+            run_dir = user_errors_exit(lambda: find_interrupted_run(root, argv))
+            print(f"resuming {run_dir}", file=sys.stderr)
+            sys.argv.append(f"hydra.run.dir={run_dir}")
+    hydra_main()
 
 
 if __name__ == "__main__":

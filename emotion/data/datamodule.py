@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from emotion.data.cache import load_or_build
 from emotion.data.classes import NUM_CLASSES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
+from emotion.data.sampler import EpochSampler
 from emotion.data.sources import RawFER, locate_source
 from emotion.errors import EmotionError
 
@@ -23,7 +25,11 @@ BALANCE_MODES = ("none", "sampler", "loss")
 
 
 class FaceDataset(Dataset):
-    """uint8 faces in memory → (normalised tensor, label), with an optional albumentations transform."""
+    """uint8 faces in memory → (normalised tensor, label), with an optional albumentations transform.
+
+    Items are fetched by index, or by ``(index, seed)`` from :class:`EpochSampler`: the transform
+    then draws from that seed, so augmentation does not depend on which worker runs it.
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int = FER_SIZE,
                  transform: Callable | None = None) -> None:
@@ -35,9 +41,14 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, seed = key if isinstance(key, tuple) else (key, None)
         img = self.images[i]
         if self.transform is not None:
+            if seed is not None and hasattr(self.transform, "set_random_state"):
+                # One shared stream for the whole pipeline (albumentations' set_random_seed would
+                # give every transform the same seed, so their coin flips would agree).
+                self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
             img = self.transform(image=img)["image"]
         return to_model_input(img, self.image_size)[0], self.labels[i]
 
@@ -64,7 +75,8 @@ class FER2013DataModule(pl.LightningDataModule):
         image_size: side length fed to the model (faces are 48×48; larger sizes upsample).
         augment: an albumentations transform for training images (48×48 uint8 in and out).
         val_fraction: share of train held out, stratified, when the source has no PublicTest.
-        seed: seed of that split and of the balanced sampler.
+        seed: seed of that split and of the training order and augmentation (see
+            :class:`~emotion.data.sampler.EpochSampler`).
         balance: ``none``, ``sampler`` (class-balanced sampling) or ``loss`` (expose
             :attr:`class_weights` for a weighted loss).
         pin_memory: pin host memory for faster GPU transfers.
@@ -139,28 +151,28 @@ class FER2013DataModule(pl.LightningDataModule):
         images, labels = self.arrays[split]
         return FaceDataset(images, labels, self.image_size, self.augment if augment else None)
 
-    def _loader(self, ds: Dataset, shuffle: bool, sampler=None) -> DataLoader:
+    def _loader(self, ds: Dataset, sampler: EpochSampler | None = None) -> DataLoader:
         return DataLoader(
-            ds, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
+            ds, batch_size=self.batch_size, sampler=sampler,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0, drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train", augment=True)
+        weights = None
         if self.balance == "sampler":
-            counts = self.class_counts("train")
-            weights = 1.0 / counts[ds.labels.numpy()]
-            gen = torch.Generator().manual_seed(self.seed)
-            sampler = WeightedRandomSampler(torch.as_tensor(weights), len(ds), generator=gen)
-            return self._loader(ds, shuffle=False, sampler=sampler)
-        return self._loader(ds, shuffle=True)
+            weights = 1.0 / self.class_counts("train")[ds.labels.numpy()]
+        # Lightning builds this loader after restoring a checkpoint, so a resumed run's first
+        # epoch is known here (and Lightning's set_epoch comes too late for prefetching workers).
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self._loader(ds, EpochSampler(len(ds), self.seed, epoch, weights))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), shuffle=False)
+        return self._loader(self.dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), shuffle=False)
+        return self._loader(self.dataset("test"))
 
     def __repr__(self) -> str:
         return f"FER2013DataModule(root={self.root!r}, image_size={self.image_size}, balance={self.balance!r})"
