@@ -131,6 +131,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         _finish_wandb(loggers, exit_code=1)
         raise _interrupted(e, trainer, out) from None
     metrics = dict(trainer.callback_metrics)
+    if "val/acc_best" not in metrics and torch.isfinite(model.val_acc_best.max_value):
+        # Resumed after its last epoch, the fit ran no validation: the best is in the restored state.
+        metrics["val/acc_best"] = model.val_acc_best.max_value.clone()
     # validate/test below restore trainer and callback state from the best checkpoint: keep these now.
     curves, epochs_done = list(history.epochs), trainer.current_epoch
 

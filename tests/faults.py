@@ -2,8 +2,8 @@
 
     python tests/faults.py WHERE AT SIGNAL -- [train overrides]
 
-WHERE is ``train`` (AT: a global step, before that batch) or ``val`` (AT: an epoch, at its first
-validation batch); SIGNAL is SIGKILL, SIGTERM or SIGINT, sent by the process to itself. The
+WHERE is ``train`` (AT: a global step, before that batch), ``val`` (AT: an epoch, at its first
+validation batch) or ``test`` (the PrivateTest pass after training; AT is ignored); SIGNAL is SIGKILL, SIGTERM or SIGINT, sent by the process to itself. The
 callback is added by wrapping ``Trainer.__init__``, so the overrides, and so the command that
 ``ckpt_path=last`` later matches, are the same as in a run without the fault.
 """
@@ -31,6 +31,10 @@ class KillAt(pl.Callback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if (self.where == "val" and not trainer.sanity_checking and trainer.current_epoch == self.at
                 and batch_idx == 0):
+            self._kill()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.where == "test":
             self._kill()
 
 
