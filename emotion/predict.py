@@ -263,6 +263,10 @@ def _run(args: argparse.Namespace) -> int:
                 (run.image if job.kind == "image" else run.video)(job)
             except EmotionError as e:
                 run.fail(str(job.path), str(e))
+            except Exception as e:  # noqa: BLE001 - a bug met on one file must not cost the others their results
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                run.fail(str(job.path), f"'{job.path}' failed with {type(e).__name__}: {first} "
+                                        "(a bug in emotion; please report it with this file).")
     except KeyboardInterrupt:
         interrupted = True  # keep what was done: the results file is still written below
     finally:

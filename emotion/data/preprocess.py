@@ -8,17 +8,29 @@ Two steps, each one function, so that training and prediction cannot drift apart
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["FER_SIZE", "MEAN", "STD", "to_fer_face", "to_model_input"]
+__all__ = ["FER_SIZE", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "to_fer_face", "to_model_input"]
 
 FER_SIZE = 48
 # Pixel statistics of the FER2013 Training split (scaled to [0, 1]).
 MEAN = 0.5077
 STD = 0.2550
+
+#: Longest image side ever decoded, the most a JPEG or GIF can have. Checked from the header: PIL
+#: keeps a pointer per row, so a tiny file claiming 1 × 100,000,000 px would cost gigabytes before
+#: its first row is decoded.
+MAX_SIDE = 65_535
+
+#: What PIL raises on broken files. Its plugins are not consistent: fuzzing found TypeError from the
+#: TIFF and IM readers and NotImplementedError from the DDS reader, besides the usual OSError.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
+                 ArithmeticError, NotImplementedError)
 
 
 def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:

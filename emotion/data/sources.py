@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from emotion.data.classes import CLASS_NAMES, SPLITS, USAGE_TO_SPLIT
-from emotion.data.preprocess import FER_SIZE, to_fer_face
+from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, MAX_SIDE, to_fer_face
 from emotion.errors import EmotionError
 
 __all__ = ["RawFER", "locate_source", "source_fingerprint", "read_source", "MISSING_DATA_HELP"]
@@ -117,9 +117,11 @@ def _split_of(file_name: str, folder_split: str) -> str:
 def _decode(path: str) -> np.ndarray | None:
     try:
         with Image.open(path) as im:
+            if max(im.size) > MAX_SIDE:  # a bomb: skip it undecoded
+                return None
             im.load()
             return to_fer_face(im)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, *DECODE_ERRORS):
         return None
 
 
@@ -175,11 +177,13 @@ def read_csv(path: Path) -> RawFER:
     labels: list[int] = []
     splits: list[int] = []
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: a CSV saved by Excel starts with a byte-order mark, glued to the first name.
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = [h.strip().lower() for h in next(reader, [])]
             if "pixels" not in header:
-                raise EmotionError(f"'{path}' has no 'pixels' column (found: {header}); not a FER2013 CSV.")
+                raise EmotionError(
+                    f"'{path}' has no 'pixels' column (found: {str(header)[:200]}); not a FER2013 CSV.")
             if "emotion" not in header:
                 raise EmotionError(
                     f"'{path}' has no 'emotion' column, so it has no labels (torchvision's test.csv is "
@@ -191,10 +195,13 @@ def read_csv(path: Path) -> RawFER:
                 if not row:
                     continue
                 where = f"'{path}', line {line}"
+                if len(row) <= max(i_pix, i_emo, -1 if i_use is None else i_use):
+                    raise EmotionError(f"{where}: {len(row)} field(s), expected {len(header)} "
+                                       f"({', '.join(header)[:200]}). Fix or delete that row.")
                 try:
                     pixels = np.array(row[i_pix].split(), dtype=np.int64)
                     label = int(row[i_emo])
-                except (ValueError, IndexError):
+                except (ValueError, OverflowError):  # OverflowError: a "pixel" beyond int64
                     raise EmotionError(f"{where}: malformed row (emotion must be an integer, pixels integers).")
                 if pixels.size != n_pixels:
                     raise EmotionError(
@@ -208,7 +215,7 @@ def read_csv(path: Path) -> RawFER:
                     usage = row[i_use].strip()
                     if usage not in USAGE_TO_SPLIT:
                         raise EmotionError(
-                            f"{where}: Usage '{usage}' is not one of {', '.join(USAGE_TO_SPLIT)}."
+                            f"{where}: Usage {usage[:40]!r} is not one of {', '.join(USAGE_TO_SPLIT)}."
                         )
                     split = USAGE_TO_SPLIT[usage]
                 images.append(pixels.astype(np.uint8).reshape(FER_SIZE, FER_SIZE))
@@ -216,6 +223,10 @@ def read_csv(path: Path) -> RawFER:
                 splits.append(SPLITS.index(split))
     except UnicodeDecodeError:
         raise EmotionError(f"'{path}' is not a text CSV file.") from None
+    except csv.Error as e:  # e.g. a field over csv's 128 KiB limit (a FER2013 row is ~9 KiB)
+        raise EmotionError(f"'{path}', line {reader.line_num}: not a FER2013 CSV ({e}).") from None
+    except OSError as e:
+        raise EmotionError(f"'{path}' cannot be read ({e.strerror or e}).") from None
     if not images:
         raise EmotionError(f"'{path}' has a header but no rows.")
     return RawFER(np.stack(images), np.asarray(labels, np.uint8), np.asarray(splits, np.uint8))

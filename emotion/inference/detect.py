@@ -69,7 +69,8 @@ class FaceDetector:
         # Its detections shift a little with the pyramid, so a min_face above the default only
         # filters: raising it never changes or loses the larger faces found at the default.
         self.mtcnn.min_face_size = max(min(self.min_face, DEFAULT_MIN_FACE) * scale, 12.0)
-        if min(small.size) < 12:
+        if min(small.size) < self.mtcnn.min_face_size:
+            # No face fits, and MTCNN's pyramid would be empty: it fails on torch.cat([]).
             return Detections.empty()
         boxes, scores, points = self.mtcnn.detect(small, landmarks=True)
         if boxes is None:

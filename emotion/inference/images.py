@@ -7,16 +7,16 @@ becomes an :class:`~emotion.errors.EmotionError` that names the file.
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from emotion.data.preprocess import DECODE_ERRORS, MAX_SIDE
 from emotion.errors import EmotionError
 
-__all__ = ["MAX_PIXELS", "ImageSource", "load_image", "to_rgb"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image", "to_rgb"]
 
 #: Largest image we decode (width × height). 120 MP admits every camera photo (a 102 MP
 #: medium-format frame included) while keeping the decoded RGB under ~360 MB. Checked from the
@@ -27,8 +27,6 @@ MAX_PIXELS = 120_000_000
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
-# What PIL's decoders raise on broken files besides OSError (plugins are not consistent).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 _HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
@@ -38,9 +36,14 @@ def _first_line(e: BaseException) -> str:
 
 def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
     w, h = size
+    if w < 1 or h < 1:  # nothing to detect in, and 0 × 0 would divide by zero downstream
+        raise EmotionError(f"'{name}' is {w}×{h}: an image without pixels.")
     if max_pixels is not None and w * h > max_pixels:
         raise EmotionError(f"'{name}' is {w}×{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP "
                            "limit (refused as a possible decompression bomb); downscale it first.")
+    if max_pixels is not None and max(w, h) > MAX_SIDE:
+        raise EmotionError(f"'{name}' is {w}×{h}, a side above the {MAX_SIDE} px limit (refused as a possible "
+                           "decompression bomb); downscale it first.")
 
 
 def _scale_to_u8(arr: np.ndarray) -> np.ndarray:
@@ -61,7 +64,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(_scale_to_u8(np.asarray(image)), "L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if image.mode == "La":  # premultiplied: PIL converts it to LA only
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -106,7 +111,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
         raise EmotionError(f"'{path}' is not an image (unrecognised format).") from None
     except PermissionError:
         raise EmotionError(f"'{path}' cannot be read (permission denied).") from None
-    except _DECODE_ERRORS as e:
+    except DECODE_ERRORS as e:
         raise EmotionError(f"'{path}' cannot be decoded (truncated or corrupt: {_first_line(e)}).") from None
 
 
@@ -116,7 +121,8 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
     Args:
         source: a file path, a PIL image or a numpy array (RGB channel order; convert OpenCV's
             BGR first).
-        max_pixels: refuse images with more pixels than this (``None``: no limit).
+        max_pixels: refuse images with more pixels than this, or a side over :data:`MAX_SIDE`
+            (``None``: no limit).
 
     Returns:
         The RGB image (EXIF orientation applied) and the path as a string, or ``None``.
@@ -133,7 +139,7 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
         try:
             source.load()  # a lazily opened image is decoded only now
             return to_rgb(ImageOps.exif_transpose(source) if source.getexif() else source), name
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise EmotionError(f"'{name or 'image'}' cannot be decoded ({_first_line(e)}).") from None
     if isinstance(source, np.ndarray):
         return to_rgb(_from_array(source)), None
