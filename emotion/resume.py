@@ -27,12 +27,12 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from emotion.data.sampler import epoch_seed
+from emotion.data.sampler import derive_seed
 from emotion.errors import EmotionError
 from emotion.io import atomic_path
 
-__all__ = ["ExactResume", "AtomicCheckpointIO", "find_interrupted_run", "job_overrides", "wants_resume",
-           "previous_wandb_id"]
+__all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "find_interrupted_run", "job_overrides",
+           "wants_resume", "previous_wandb_id"]
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 _RNG_STREAM = 1  # stream 0 is the sampler's
@@ -59,7 +59,7 @@ class ExactResume(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        s = epoch_seed(self.seed, trainer.global_step, _RNG_STREAM)
+        s = derive_seed(self.seed, trainer.global_step, _RNG_STREAM)
         torch.manual_seed(s)  # all CUDA devices too
         np.random.seed(s)
         random.seed(s)

@@ -15,12 +15,15 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["EpochSampler", "epoch_seed"]
+__all__ = ["EpochSampler", "derive_seed"]
+
+_STREAM = 0  # keeps the sampler's seeds apart from other users of derive_seed
 
 
-def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
-    """A well-mixed 31-bit seed for ``stream`` of ``epoch`` of a run seeded with ``seed``."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+def derive_seed(seed: int, *keys: int) -> int:
+    """A well-mixed 31-bit seed for the part of a run seeded with ``seed`` that ``keys`` name
+    (an epoch, a step, a stream)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -52,7 +55,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, epoch, _STREAM))
         if self.weights is None:
             order = torch.randperm(self.num_samples, generator=g)
         else:
