@@ -163,8 +163,9 @@ class FER2013DataModule(pl.LightningDataModule):
         weights = None
         if self.balance == "sampler":
             weights = 1.0 / self.class_counts("train")[ds.labels.numpy()]
-        # Lightning builds this loader after restoring a checkpoint, so a resumed run's first
-        # epoch is known here (and Lightning's set_epoch comes too late for prefetching workers).
+        # A resumed run builds this loader once its checkpoint is restored (emotion.resume.ExactResume
+        # sees to it), so its first epoch is known here; Lightning's set_epoch would come too late for
+        # workers, which take their first indices as soon as the iterator exists.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return self._loader(ds, EpochSampler(len(ds), self.seed, epoch, weights))
 
