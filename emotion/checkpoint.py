@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, first_line
 
 __all__ = ["read_checkpoint", "load_model", "export_model", "best_device", "DEFAULT_MODEL"]
 
@@ -49,8 +49,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 f"({unsafe.group(1)}), which could run code when loaded. Only load checkpoints you trust, "
                 "with torch.load(weights_only=False) yourself."
             ) from None
-        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise EmotionError(f"'{path}' is not a readable checkpoint (truncated or corrupt: {detail}). "
+        raise EmotionError(f"'{path}' is not a readable checkpoint (truncated or corrupt: {first_line(e)}). "
                            "Use another checkpoint of the run, or train again.") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise EmotionError(f"'{path}' is not an emotion checkpoint (no state_dict/hyper_parameters).")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, first_line
 from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = ["main", "collect_inputs"]
@@ -264,8 +264,7 @@ def _run(args: argparse.Namespace) -> int:
             except EmotionError as e:
                 run.fail(str(job.path), str(e))
             except Exception as e:  # noqa: BLE001 - a bug met on one file must not cost the others their results
-                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                run.fail(str(job.path), f"'{job.path}' failed with {type(e).__name__}: {first} "
+                run.fail(str(job.path), f"'{job.path}' failed with {type(e).__name__}: {first_line(e)} "
                                         "(a bug in emotion; please report it with this file).")
     except KeyboardInterrupt:
         interrupted = True  # keep what was done: the results file is still written below

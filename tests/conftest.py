@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -54,3 +57,24 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     cfg = compose_cfg(out, quick_overrides("model=mini_xception", "trainer.max_epochs=2"))
     _, objects = train(cfg)
     return Path(objects["results"]["checkpoint"])
+
+
+def png_header(width: int, height: int, idat: bytes | None = None, color: int = 2) -> bytes:
+    """A PNG that declares ``width``×``height`` and holds ``idat`` (default: almost nothing), as a
+    decompression bomb does."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    data = zlib.compress(b"\0" * 16) if idat is None else idat
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread():
+    """One intra-op thread for a module: MTCNN runs many small convolutions, and on a busy 2-core
+    machine (CI, a training job) two threads spin against each other and run 10-20× slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

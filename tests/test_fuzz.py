@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -30,16 +29,15 @@ from emotion.data.sources import RawFER, locate_source, read_csv, read_source
 from emotion.errors import EmotionError
 from emotion.inference.images import MAX_PIXELS, MAX_SIDE, load_image
 from emotion.predict import main
-from tests.conftest import SAMPLE_ROOT
+from tests.conftest import ROOT, SAMPLE_ROOT, png_header
 
-ROOT = Path(__file__).resolve().parent.parent
 FACES = sorted(SAMPLE_ROOT.rglob("*.jpg"))
 needs_bundled = pytest.mark.skipif(not (ASSETS_DIR / "default_model" / "model.json").is_file(),
                                    reason="no bundled model in emotion/assets/default_model")
 
 # Broken files make PIL warn (corrupt EXIF, odd TIFF tags) and odd arrays make numpy warn (NaN casts):
 # noise here, the property under test is what is raised.
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+pytestmark = [pytest.mark.usefixtures("one_cpu_thread"), pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
@@ -57,13 +55,6 @@ def scratch(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    # MTCNN's small convolutions on a busy 2-core machine: one intra-op thread is much faster.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def fresh_dir(scratch: Path) -> Path:
@@ -98,17 +89,6 @@ def seed_files() -> dict[str, bytes]:
         img.save(buf, fmt, **kw)
         files[kind] = buf.getvalue()
     return files
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_header(w: int, h: int, idat: bytes | None = None, color: int = 2) -> bytes:
-    """A PNG that declares w×h and holds ``idat`` (default: almost nothing)."""
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
-    data = zlib.compress(b"\0" * 16) if idat is None else idat
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
 def gif_header(w: int, h: int) -> bytes:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
@@ -18,7 +15,7 @@ from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.inference import (FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle,
                                load_image)
-from tests.conftest import SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos
+from tests.conftest import SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos, png_header
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 SAMPLE_PHOTO = ASSETS / "sample_faces.jpg"
@@ -26,14 +23,7 @@ SAMPLE_TILES = json.loads((ASSETS / "sample_faces.json").read_text())
 TILE = 160  # side of each face tile in the sample photo (experiments/make_sample_photo.py)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    # MTCNN runs many small convolutions; on a busy 2-core machine (CI, a training job, xdist)
-    # two intra-op threads spin against each other and run 10-20× slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")
@@ -269,14 +259,8 @@ def test_exif_orientation_applied(predictor, sample_result, tmp_path):
     np.testing.assert_allclose([f.box for f in r.faces], [f.box for f in sample_result.faces], atol=6.0)
 
 
-def _png_header(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares ``width``×``height`` but holds (almost) no data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
     return path
 
 
@@ -293,9 +277,9 @@ def test_bad_inputs_raise_clear_errors(predictor, tmp_path, kind):
     elif kind == "folder":
         path, words = tmp_path, "folder"
     elif kind == "bomb":  # 10 gigapixels in a few bytes: PIL's own guard, reported our way
-        path, words = _png_header(tmp_path / "bomb.png", 100_000, 100_000), "decompression bomb"
+        path, words = _write(tmp_path / "bomb.png", png_header(100_000, 100_000)), "decompression bomb"
     else:  # 132 MP: under PIL's error threshold, over ours; refused before any decoding
-        path, words = _png_header(tmp_path / "huge.png", 12_000, 11_000), "decompression bomb"
+        path, words = _write(tmp_path / "huge.png", png_header(12_000, 11_000)), "decompression bomb"
     with pytest.raises(EmotionError) as err:
         predictor(path)
     msg = str(err.value)
@@ -341,8 +325,7 @@ def test_bundled_model_recorded_test_accuracy(tmp_path):
 
     model = load_model(device="cpu")
     recorded = (model.meta.get("metrics") or {}).get("test", {}).get("acc")
-    if recorded is None:
-        pytest.skip("model.json records no metrics.test.acc")
+    assert recorded is not None, "model.json records no metrics.test.acc"
     dm = FER2013DataModule(root=str(SHARED_FER), cache_dir=str(tmp_path), batch_size=256, num_workers=0,
                            image_size=model.hparams.input_size)
     correct = total = 0

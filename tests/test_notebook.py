@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import ROOT, SAMPLE_ROOT
@@ -37,12 +36,6 @@ def test_committed_notebook_is_valid_and_has_no_outputs():
 
 
 def test_quickstart_runs_end_to_end(tiny_checkpoint, tmp_path):
-    try:
-        from emotion import FaceEmotionPredictor  # noqa: F401
-    except ImportError as e:  # the multi-face predictor is developed separately
-        pytest.skip(f"emotion.FaceEmotionPredictor is not importable yet ({e})")
-    if not PHOTO.is_file():
-        pytest.skip(f"{PHOTO.relative_to(ROOT)} is not there yet")
     out = tmp_path / "out"
     nb = nbformat.read(NOTEBOOK, as_version=4)
     _inject(nb, CHECKPOINT=str(tiny_checkpoint), DATA_ROOT=str(SAMPLE_ROOT), CACHE_DIR=str(tmp_path / "cache"),
@@ -54,7 +47,7 @@ def test_quickstart_runs_end_to_end(tiny_checkpoint, tmp_path):
     assert "mini_xception: 56,951 parameters" in text
     assert "PrivateTest: 70 faces, accuracy " in text
     assert "most confident mistakes" in text
-    n_faces = len(json.loads(PHOTO.with_suffix(".json").read_text())) if PHOTO.with_suffix(".json").is_file() else 6
+    n_faces = len(json.loads(PHOTO.with_suffix(".json").read_text()))
     assert f"sample_faces.jpg: {n_faces} faces" in text
     for name in ("confusion_matrix.png", "confident_mistakes.png", "sample_faces_annotated.png"):
         assert (out / name).stat().st_size > 5000, name

@@ -17,8 +17,8 @@ from PIL import Image
 from emotion.checkpoint import export_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.predict import collect_inputs, main
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
 
 

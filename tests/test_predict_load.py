@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -18,22 +16,12 @@ from PIL import Image, ImageOps
 
 from emotion.config import ASSETS_DIR
 from emotion.data.classes import CLASS_NAMES
-from tests.conftest import SAMPLE_ROOT
+from tests.conftest import ROOT, SAMPLE_ROOT, png_header
 
-ROOT = Path(__file__).resolve().parent.parent
 FACES = sorted(SAMPLE_ROOT.rglob("*.jpg"))  # 420 real 48×48 FER2013 faces
 
 needs_bundled = pytest.mark.skipif(not (ASSETS_DIR / "default_model" / "model.json").is_file(),
                                    reason="no bundled model in emotion/assets/default_model")
-
-
-def _bomb_png() -> bytes:
-    """A PNG header claiming 100,000 × 100,000 px (30 GB as RGB) with no data behind it."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
 def make_folder(root: Path, n_good: int) -> tuple[list[Path], list[Path]]:
@@ -56,7 +44,7 @@ def make_folder(root: Path, n_good: int) -> tuple[list[Path], list[Path]]:
         "truncated.jpg": jpeg[: len(jpeg) // 2],
         "empty.png": b"",
         "notes.png": b"not an image, just text\n",
-        "bomb.png": _bomb_png(),
+        "bomb.png": png_header(100_000, 100_000),  # 30 GB as RGB, in a few bytes
     }
     bad = []
     for k, (name, blob) in enumerate(bad_files.items()):

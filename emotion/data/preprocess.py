@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["FER_SIZE", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "to_fer_face", "to_model_input"]
+__all__ = ["FER_SIZE", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "HIGH_BIT_MODES", "scale_to_u8",
+           "to_fer_face", "to_model_input"]
 
 FER_SIZE = 48
 # Pixel statistics of the FER2013 Training split (scaled to [0, 1]).
@@ -33,6 +34,20 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Index
                  ArithmeticError, NotImplementedError)
 
 
+#: PIL modes with more than 8 bits per pixel (16-bit scans, 32-bit integers, floats).
+HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def scale_to_u8(arr: np.ndarray) -> np.ndarray:
+    """16-bit or float pixels → uint8: scaled by their maximum when it exceeds 255, so a 16-bit scan
+    looks the same as its 8-bit export; clipped to [0, 255]."""
+    arr = np.asarray(arr, dtype=np.float32)
+    hi = float(arr.max()) if arr.size else 0.0
+    if hi > 255:
+        arr = arr * (255.0 / hi)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
 def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:
     """Convert a face image (any mode, any size) to a 48×48 grayscale uint8 array.
 
@@ -43,11 +58,8 @@ def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:
         image = Image.fromarray(image)
     if image.mode not in ("L", "RGB"):
         # Palette, RGBA, CMYK, 16-bit ("I;16"/"I") and float modes: go through RGB or scale to 8 bit.
-        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            arr = np.asarray(image, dtype=np.float64)
-            hi = arr.max() if arr.size else 0.0
-            arr = arr * (255.0 / hi) if hi > 255 else arr
-            image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        if image.mode in HIGH_BIT_MODES:
+            image = Image.fromarray(scale_to_u8(np.asarray(image)))
         else:
             image = image.convert("RGB")
     gray = image.convert("L")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from emotion.data.preprocess import DECODE_ERRORS, MAX_SIDE
-from emotion.errors import EmotionError
+from emotion.data.preprocess import DECODE_ERRORS, HIGH_BIT_MODES, MAX_SIDE, scale_to_u8
+from emotion.errors import EmotionError, first_line
 
 __all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image", "to_rgb"]
 
@@ -26,12 +26,6 @@ __all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image", "to_rgb"]
 MAX_PIXELS = 120_000_000
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
-
-_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
@@ -46,22 +40,12 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> N
                            "decompression bomb); downscale it first.")
 
 
-def _scale_to_u8(arr: np.ndarray) -> np.ndarray:
-    # Same rule as emotion.data.preprocess.to_fer_face: 16-bit/float data are scaled by their
-    # maximum when it exceeds 255, so a 16-bit scan looks the same as its 8-bit export.
-    arr = np.asarray(arr, dtype=np.float32)
-    hi = float(arr.max()) if arr.size else 0.0
-    if hi > 255:
-        arr = arr * (255.0 / hi)
-    return np.clip(arr, 0, 255).astype(np.uint8)
-
-
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode → 8-bit RGB; transparency is composited over white (how viewers show it)."""
     if image.mode == "RGB":
         return image
-    if image.mode in _HIGH_BIT_MODES:
-        return Image.fromarray(_scale_to_u8(np.asarray(image)), "L").convert("RGB")
+    if image.mode in HIGH_BIT_MODES:
+        return Image.fromarray(scale_to_u8(np.asarray(image)), "L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode == "La":  # premultiplied: PIL converts it to LA only
@@ -86,7 +70,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     if arr.dtype != np.uint8:
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise EmotionError(f"an image array must hold numbers, got dtype {arr.dtype}.")
-        arr = _scale_to_u8(np.nan_to_num(arr))
+        arr = scale_to_u8(np.nan_to_num(arr))
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2]
     return Image.fromarray(np.ascontiguousarray(arr), mode)
 
@@ -112,7 +96,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
     except PermissionError:
         raise EmotionError(f"'{path}' cannot be read (permission denied).") from None
     except DECODE_ERRORS as e:
-        raise EmotionError(f"'{path}' cannot be decoded (truncated or corrupt: {_first_line(e)}).") from None
+        raise EmotionError(f"'{path}' cannot be decoded (truncated or corrupt: {first_line(e)}).") from None
 
 
 def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tuple[Image.Image, str | None]:
@@ -140,7 +124,7 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
             source.load()  # a lazily opened image is decoded only now
             return to_rgb(ImageOps.exif_transpose(source) if source.getexif() else source), name
         except DECODE_ERRORS as e:
-            raise EmotionError(f"'{name or 'image'}' cannot be decoded ({_first_line(e)}).") from None
+            raise EmotionError(f"'{name or 'image'}' cannot be decoded ({first_line(e)}).") from None
     if isinstance(source, np.ndarray):
         return to_rgb(_from_array(source)), None
     raise EmotionError(f"cannot read an image from a {type(source).__name__}; pass a path, a PIL image "
