@@ -10,14 +10,48 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from emotion.errors import EmotionError, first_line
 
-__all__ = ["read_checkpoint", "load_model", "export_model", "best_device", "DEFAULT_MODEL"]
+__all__ = ["read_checkpoint", "load_model", "export_model", "best_device", "TrainedModel", "HParams", "DEFAULT_MODEL"]
 
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
 WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
+
+
+class HParams(dict):
+    """A checkpoint's hyperparameters: a dict whose keys also read as attributes (``hp.input_size``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class TrainedModel(nn.Module):
+    """A trained backbone with what made it, for inference without Lightning.
+
+    Attributes:
+        model: the network :func:`emotion.models.create_model` built (its keys match a checkpoint's).
+        hparams: the training hyperparameters (``arch``, ``input_size``, ``class_names``, …).
+        meta: what an export recorded (metrics, temperature, command); ``{}`` for a checkpoint.
+    """
+
+    def __init__(self, model: nn.Module, hparams: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.hparams = HParams(hparams)
+        self.meta = meta or {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
 
 def best_device() -> torch.device:
@@ -74,8 +108,9 @@ def _read_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
     return meta["hparams"], state, meta
 
 
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None):
-    """Load a trained :class:`~emotion.module.EmotionClassifier` in eval mode, on the best device.
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> TrainedModel:
+    """Load a trained model in eval mode, on the best device: :func:`~emotion.models.create_model`
+    plus the weights, no Lightning.
 
     Args:
         path: a Lightning ``.ckpt`` written by ``emotion.train``, a folder written by
@@ -86,7 +121,7 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     recorded (metrics, temperature, command) or ``{}`` for a checkpoint. Calling the model on a batch
     from :func:`emotion.data.to_model_input` returns logits.
     """
-    from emotion.module import EmotionClassifier  # the module pulls in Lightning; import lazily
+    from emotion.models import create_model
 
     path = Path(path).expanduser() if path is not None else DEFAULT_MODEL
     if path.is_dir():
@@ -95,11 +130,13 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         ckpt = read_checkpoint(path)
         hparams, state, meta = ckpt["hyper_parameters"], ckpt["state_dict"], {}
     try:
-        model = EmotionClassifier(**hparams)
+        net = create_model(hparams["arch"], num_classes=hparams.get("num_classes", 7),
+                           in_chans=hparams.get("in_chans", 1), drop_rate=hparams.get("drop_rate", 0.0),
+                           channels_last=hparams.get("channels_last", True))
+        model = TrainedModel(net, hparams, meta)
         model.load_state_dict(state)
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError, KeyError) as e:
         raise EmotionError(f"'{path}': weights do not fit the recorded architecture ({str(e)[:300]}).") from None
-    model.meta = meta
     return model.to(device or best_device()).eval()
 
 

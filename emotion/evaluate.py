@@ -1,4 +1,5 @@
-"""Re-evaluate a checkpoint: ``python -m emotion.evaluate ckpt_path=… [split=test|val] [tta=none|flip|tencrop]``."""
+"""Re-evaluate a checkpoint, or an ensemble of several:
+``python -m emotion.evaluate ckpt_path=…|[a.ckpt,b.ckpt,…] [split=test|val] [tta=none|flip|tencrop]``."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
 from emotion.data.classes import SPLIT_NAMES
-from emotion.cli import quiet_library_warnings, user_errors_exit
-from emotion.errors import EmotionError
+from emotion.errors import quiet_library_warnings, user_errors_exit
 from emotion.io import write_json
-from emotion.plots import plot_confusion_matrix
-from emotion.results import split_metrics
+from emotion.models import Ensemble
+from emotion.module import EmotionClassifier
+from emotion.record import command_line, run_record, split_metrics
+from emotion.reporting.figures import plot_confusion_matrix
 from emotion.runinfo import device_name, git_commit
+from emotion.schema import EVAL_RULES, check_config
 
 __all__ = ["evaluate", "main"]
 
@@ -29,36 +32,36 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt_path`` on ``cfg.split`` with ``cfg.tta``; write ``metrics.json`` and a plot."""
-    if cfg.split not in SPLIT_NAMES:
-        raise EmotionError(f"split={cfg.split!r}: choose val (PublicTest) or test (PrivateTest).")
+    """Evaluate ``cfg.ckpt_path`` (one path, or a list whose members' probabilities are averaged)
+    on ``cfg.split`` with ``cfg.tta``; write ``metrics.json`` and a plot."""
+    check_config(cfg, EVAL_RULES)
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    model = load_model(cfg.ckpt_path, device="cpu")  # weights only; Lightning moves it
+    paths = [str(p) for p in cfg.ckpt_path] if OmegaConf.is_list(cfg.ckpt_path) else [str(cfg.ckpt_path)]
+    members = [load_model(p, device="cpu") for p in paths]  # weights only; Lightning moves them
+    model, sizes = EmotionClassifier.from_trained(members[0]), [m.hparams.input_size for m in members]
+    if len(members) > 1:
+        model.model = Ensemble([m.model for m in members], sizes)
     model.set_tta(cfg.tta)
-    # The data must reach the model at the size it was trained on.
-    dm = instantiate(cfg.data, image_size=model.hparams.input_size, augment=None)
+    # The data must reach each model at the size it was trained on (an ensemble resizes for its members).
+    dm = instantiate(cfg.data, image_size=max(sizes), augment=None)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     run = trainer.validate if cfg.split == "val" else trainer.test
     run(model, datamodule=dm, verbose=False)
     names = model.hparams.class_names
-    results = {
-        cfg.split: split_metrics(model.confusion[cfg.split], names),
-        "arch": model.hparams.arch,
-        "params": sum(p.numel() for p in model.parameters()),
-        "tta": cfg.tta,
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "data_root": str(dm.root),
-        "wall_time_s": round(time.perf_counter() - start, 2),
-        "device": device_name(cfg.trainer.get("accelerator")),
-        "git_commit": git_commit(),
-        "command": " ".join(["python -m emotion.evaluate", *sys.argv[1:]]),
-    }
+    archs = [m.hparams.arch for m in members]
+    results = run_record(
+        {cfg.split: split_metrics(model.confusion[cfg.split], names)},
+        arch=archs[0] if len(archs) == 1 else f"ensemble of {len(archs)}: {', '.join(archs)}",
+        params=sum(p.numel() for p in model.model.parameters()), tta=cfg.tta,
+        checkpoint=str(Path(paths[0]).resolve()) if len(paths) == 1 else [str(Path(p).resolve()) for p in paths],
+        started=start, device=device_name(cfg.trainer.get("accelerator")), commit=git_commit(),
+        command=command_line("emotion.evaluate", sys.argv[1:]), data_root=str(dm.root))
     out = Path(cfg.paths.output_dir)
     write_json(out / "metrics.json", results)
     acc = results[cfg.split]["acc"]
     plot_confusion_matrix(results[cfg.split]["confusion_matrix"], names, out / "confusion_matrix.png",
-                          title=f"{model.hparams.arch} {SPLIT_NAMES[cfg.split]} acc {acc:.2%} (tta={cfg.tta})")
+                          title=f"{results['arch']} {SPLIT_NAMES[cfg.split]} acc {acc:.2%} (tta={cfg.tta})")
     print(f"{SPLIT_NAMES[cfg.split]} accuracy {acc:.4f}  macro-F1 {results[cfg.split]['f1_macro']:.4f}  "
           f"(tta={cfg.tta}) -> {out / 'metrics.json'}")
     return results

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ import torch
 
 from emotion.calibration import expected_calibration_error, fit_temperature
 from emotion.checkpoint import export_model, load_model
-from emotion.cli import user_errors_exit
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, user_errors_exit
 
 __all__ = ["main"]
 
@@ -43,9 +41,10 @@ def _logits(model, images, labels, batch: int = 512) -> tuple[torch.Tensor, torc
 def calibrate(ckpt: str, root: str) -> dict[str, float]:
     """Fit the temperature on val; ECE on test before and after."""
     from emotion.data import FER2013DataModule
+    from emotion.data.cache import default_cache_dir
 
     model = load_model(ckpt, device="cpu")
-    dm = FER2013DataModule(root=root, cache_dir=os.environ.get("EMOTION_CACHE_DIR", "~/.cache/emotion"))
+    dm = FER2013DataModule(root=root, cache_dir=default_cache_dir())
     dm.setup()
     t = fit_temperature(*_logits(model, *dm.arrays["val"]))
     test_logits, test_labels = _logits(model, *dm.arrays["test"])
@@ -62,7 +61,8 @@ def run(args: argparse.Namespace) -> Path:
         "source_checkpoint": Path(args.ckpt).name,
         "train_command": train.get("command"),
         "git_commit": train.get("git_commit"),
-        "metrics": {k: train.get(k) for k in ("val", "test", "epochs", "best_epoch", "wall_time_s", "device")},
+        "metrics": {k: train.get(k) for k in ("val", "test", "tta", "epochs", "best_epoch", "wall_time_s", "device",
+                                              "precision")},
         "evaluations": [],
         "temperature": 1.0,
     }

@@ -13,7 +13,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from emotion.checkpoint import read_checkpoint
+from emotion.checkpoint import TrainedModel, read_checkpoint
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, create_model, predict_proba
@@ -46,6 +46,7 @@ class EmotionClassifier(pl.LightningModule):
         cutmix_alpha: Beta(α, α) CutMix on training batches (0: off); with mixup, one is picked per batch.
         class_weights: per-class loss weights (e.g. from ``data.balance=loss``), or ``None``.
         class_names: label names, in class-id order.
+        channels_last: NHWC conv weights (see :func:`~emotion.models.create_model`).
     """
 
     def __init__(self, arch: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
@@ -54,7 +55,7 @@ class EmotionClassifier(pl.LightningModule):
                  scheduler: str = "cosine", warmup_epochs: int = 0, plateau_patience: int = 5,
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  class_weights: list[float] | None = None,
-                 class_names: list[str] | tuple[str, ...] = CLASS_NAMES) -> None:
+                 class_names: list[str] | tuple[str, ...] = CLASS_NAMES, channels_last: bool = True) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise EmotionError(f"model.optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
@@ -63,7 +64,8 @@ class EmotionClassifier(pl.LightningModule):
         class_names = list(class_names)
         class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self.save_hyperparameters()
-        self.model = create_model(arch, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate)
+        self.model = create_model(arch, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+                                  channels_last=channels_last)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
         self.tta = "none"  # test-time augmentation for val/test steps; set by emotion.evaluate
@@ -213,6 +215,14 @@ class EmotionClassifier(pl.LightningModule):
             read_checkpoint(checkpoint_path)
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
                                             strict=strict, weights_only=True, **kwargs)
+
+    @classmethod
+    def from_trained(cls, trained: TrainedModel) -> "EmotionClassifier":
+        """The LightningModule around a model from :func:`~emotion.load_model` (to validate or test it)."""
+        module = cls(**trained.hparams)
+        module.model = trained.model
+        module.meta = trained.meta
+        return module
 
     def set_tta(self, tta: str) -> None:
         """Use test-time augmentation (``none``, ``flip``, ``tencrop``) in val/test steps."""

@@ -6,9 +6,10 @@
 
 For each image: a table on stdout and an annotated PNG in ``--out``; for each video: every N-th
 frame analysed (and ``--annotate-video`` writes an annotated copy). All results go to
-``predictions.json`` (or ``predictions.csv``, one row per face, with ``errors.json``). Every file is written atomically. A file that cannot be read
-is reported on one line and the others are still processed; the exit status is then 1
-(2 for usage errors, 130 when interrupted, 0 otherwise; finding no face is not an error).
+``predictions.json`` (or ``predictions.csv``, one row per face, with ``errors.json``). Every file is
+written atomically. A file that cannot be read is reported on one line and the others are still
+processed; the exit status is then 1 (2 for usage errors, 130 when interrupted, 0 otherwise;
+finding no face is not an error).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from emotion.errors import EmotionError, first_line
-from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from emotion.inference import (
+    DEFAULT_MIN_FACE,
+    IMAGE_SUFFIXES,
+    SCHEMA_VERSION,
+    VIDEO_SUFFIXES,
+    FaceEmotionPredictor,
+    load_image,
+)
+from emotion.models.tta import TTA_MODES
 
 __all__ = ["main", "collect_inputs"]
 
@@ -45,10 +54,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="a .ckpt or an exported model folder (default: the bundled model)")
     ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
     ap.add_argument("--format", choices=("json", "csv"), default="json", help="results file format")
-    ap.add_argument("--min-face", type=_positive_int, default=20, metavar="PX", help="ignore smaller faces (px)")
+    ap.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, metavar="PX",
+                    help="ignore smaller faces (px; default: %(default)s)")
     ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
     ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
-    ap.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
+                    help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
+                         "means) or tencrop")
     ap.add_argument("--no-align", action="store_true", help="do not rotate faces to level the eyes")
     ap.add_argument("--annotate-video", action="store_true", help="write an annotated copy of each video")
     ap.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs of images")
@@ -142,8 +154,6 @@ class _Run:
     def __init__(self, args: argparse.Namespace) -> None:
         from tqdm import tqdm
 
-        from emotion.inference import FaceEmotionPredictor
-
         self.args = args
         self.tqdm = tqdm
         self.out = Path(args.out)
@@ -168,18 +178,15 @@ class _Run:
         self.say(f"error: {message}", err=True)
 
     def image(self, job: Job) -> None:
-        from emotion.inference.images import load_image
         from emotion.io import atomic_path
 
-        rgb, _ = load_image(job.path, max_pixels=self.predictor.max_pixels)
+        rgb, _ = load_image(job.path, max_pixels=self.predictor.max_pixels)  # decoded once, for both uses
         result = self.predictor.predict_rgb(rgb, path=str(job.path))
         self.results.append(result.to_dict())
         if not self.args.quiet:
             self.say(_face_table(str(job.path), result))
         if not self.args.no_annotate:
-            from emotion.inference.annotate import draw_figure
-
-            fig = draw_figure(rgb, result, self.predictor.class_names)
+            fig = self.predictor.annotate(rgb, result)
             with atomic_path(self.out / f"{job.name}.png") as tmp:
                 fig.save(tmp, format="PNG", optimize=False)
 
@@ -218,7 +225,6 @@ class _Run:
                      f"faces in {with_faces}; labels: {counts}")
 
     def write_results(self) -> Path:
-        from emotion.inference.results import SCHEMA_VERSION
         from emotion.io import atomic_path, write_json
 
         p = self.predictor
@@ -247,7 +253,7 @@ class _Run:
 
 def _run(args: argparse.Namespace) -> int:
     jobs, missing = collect_inputs(args.paths, exclude=Path(args.out))
-    for path, message in missing:
+    for _, message in missing:
         print(f"error: {message}", file=sys.stderr)
     if not jobs:
         return 1 if missing else 2
@@ -287,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    from emotion.cli import quiet_library_warnings
+    from emotion.errors import quiet_library_warnings
 
     quiet_library_warnings()
     try:

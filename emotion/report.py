@@ -14,10 +14,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from emotion.cli import user_errors_exit
+from emotion.errors import user_errors_exit
 from emotion.io import atomic_path
-from emotion.reporting.figures import (MAX_RUNS, plot_confusion_matrices, plot_learning_curves,
-                                       plot_per_class_accuracy)
+from emotion.reporting.figures import MAX_RUNS, plot_confusion_matrices, plot_learning_curves, plot_per_class_accuracy
 from emotion.reporting.runs import Run, load_runs
 from emotion.reporting.table import sort_runs, to_markdown, write_csv
 

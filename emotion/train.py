@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,26 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import read_checkpoint
-from emotion.cli import quiet_library_warnings, user_errors_exit
-from emotion.errors import EmotionError, TrainingInterrupted
+from emotion.config import choose_precision
+from emotion.errors import EmotionError, TrainingInterrupted, quiet_library_warnings, user_errors_exit
 from emotion.history import EpochHistory
 from emotion.io import write_json
 from emotion.models import predict_proba
-from emotion.plots import plot_confusion_matrix, plot_prediction_grid
-from emotion.results import split_metrics
-from emotion.resume import LAST_CKPT, AtomicCheckpointIO, ExactResume, find_interrupted_run, job_overrides, \
-    previous_wandb_id, wants_resume
+from emotion.record import command_line, run_record, split_metrics
+from emotion.reporting.figures import plot_confusion_matrix, plot_prediction_grid
+from emotion.resume import (
+    LAST_CKPT,
+    AtomicCheckpointIO,
+    ExactResume,
+    find_interrupted_run,
+    job_overrides,
+    previous_wandb_id,
+    wants_resume,
+)
 from emotion.runinfo import device_name, git_commit
+from emotion.schema import TRAIN_RULES, check_config
 
-__all__ = ["train", "main", "hydra_main"]
+__all__ = ["train", "build", "fit", "test_best", "write_record", "main", "hydra_main"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,7 @@ def _command() -> str:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         args = [o for o in HydraConfig.get().overrides.task if not o.startswith("hparams_search=")]
     resumed = [a for a in args if a.startswith("hydra.run.dir=")] if "ckpt_path=last" in args else []
-    return " ".join(["python -m emotion.train", *(a for a in args if a != "ckpt_path=last" and a not in resumed)])
+    return command_line("emotion.train", [a for a in args if a != "ckpt_path=last" and a not in resumed])
 
 
 def _interrupted(exc: SystemExit, trainer: pl.Trainer, out: Path) -> TrainingInterrupted:
@@ -91,26 +100,31 @@ def _interrupted(exc: SystemExit, trainer: pl.Trainer, out: Path) -> TrainingInt
                                f"{done}; {saved}", exit_code=143 if sigterm else 130)
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit a model as ``cfg`` says, test its best-on-val checkpoint once, write ``metrics.json``.
+@dataclass
+class _Run:
+    """What :func:`train` builds from the config, handed from one step to the next."""
 
-    Returns:
-        The metrics logged by Lightning and the objects built (datamodule, model, trainer, …).
-    """
-    start, commit = time.perf_counter(), git_commit()  # the code as it was when the run started
-    pl.seed_everything(cfg.seed, workers=True)
+    cfg: DictConfig
+    out: Path
+    datamodule: Any
+    model: pl.LightningModule
+    trainer: pl.Trainer
+    loggers: list[Logger]
+    callbacks: list[pl.Callback]
+    history: EpochHistory
+
+
+def build(cfg: DictConfig, ckpt_path: str | None) -> _Run:
+    """Data, model, loggers, callbacks and trainer as ``cfg`` says (a resumed run keeps its W&B id)."""
     out = Path(cfg.paths.output_dir)
-    ckpt_path = _resolve_ckpt_path(cfg)
     if ckpt_path and cfg.get("logger") and cfg.logger.get("wandb") and cfg.logger.wandb.get("id") is None:
         wandb_id = previous_wandb_id(out)
         if wandb_id:  # continue the same W&B run rather than start a second one
             with open_dict(cfg):
                 cfg.logger.wandb.id, cfg.logger.wandb.resume = wandb_id, "allow"
-
     dm = instantiate(cfg.data)
     dm.prepare_data()
     model = instantiate(cfg.model, class_weights=dm.class_weights)
-
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     history = EpochHistory()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, ExactResume(cfg.seed)]
@@ -122,66 +136,107 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                       plugins=[AtomicCheckpointIO()])
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    log.info("precision %s: %s", trainer.precision, _why_precision(cfg.trainer))
+    return _Run(cfg, out, dm, model, trainer, loggers, callbacks, history)
 
+
+def fit(run: _Run, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
+    """Train; returns the logged metrics, the per-epoch history and the number of epochs done.
+
+    Raises:
+        TrainingInterrupted: on SIGTERM or Ctrl-C, saying how to resume.
+    """
+    model, trainer = run.model, run.trainer
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=run.datamodule, ckpt_path=ckpt_path)
     except SystemExit as e:
         if trainer.state.status != TrainerStatus.INTERRUPTED:
             raise
-        _finish_wandb(loggers, exit_code=1)
-        raise _interrupted(e, trainer, out) from None
+        _finish_wandb(run.loggers, exit_code=1)
+        raise _interrupted(e, trainer, run.out) from None
     metrics = dict(trainer.callback_metrics)
     if "val/acc_best" not in metrics and torch.isfinite(model.val_acc_best.max_value):
         # Resumed after its last epoch, the fit ran no validation: the best is in the restored state.
         metrics["val/acc_best"] = model.val_acc_best.max_value.clone()
-    # validate/test below restore trainer and callback state from the best checkpoint: keep these now.
-    curves, epochs_done = list(history.epochs), trainer.current_epoch
+    # validate/test later restore trainer and callback state from the best checkpoint: keep these now.
+    return metrics, list(run.history.epochs), trainer.current_epoch
 
-    ckpt_cb = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+
+def test_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
+    """Val for the record, then PrivateTest once, both on the best-on-val checkpoint, with the
+    test-time augmentation the config names (chosen before the run, not on these numbers).
+
+    Returns:
+        The ``val`` and ``test`` split metrics (none when ``cfg.test`` is off), the best
+        checkpoint's path, and what Lightning logged.
+    """
+    ckpt_cb = next((c for c in run.callbacks if isinstance(c, ModelCheckpoint)), None)
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
     if best is None:
         log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): evaluating the final weights")
-    results: dict[str, Any] = {}
-    if cfg.get("test"):
-        # Val for the record, then PrivateTest once, both on the best-on-val checkpoint.
-        trainer.validate(model, datamodule=dm, ckpt_path=best, verbose=False)
-        results["val"] = split_metrics(model.confusion["val"], model.hparams.class_names)
-        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
-        results["test"] = split_metrics(model.confusion["test"], model.hparams.class_names)
-        metrics.update(trainer.callback_metrics)
+    if not run.cfg.get("test"):
+        return {}, best, {}
+    model, trainer, names = run.model, run.trainer, run.model.hparams.class_names
+    model.set_tta(run.cfg.get("tta", "none"))
+    trainer.validate(model, datamodule=run.datamodule, ckpt_path=best, verbose=False)
+    splits = {"val": split_metrics(model.confusion["val"], names)}
+    trainer.test(model, datamodule=run.datamodule, ckpt_path=best, verbose=False)
+    splits["test"] = split_metrics(model.confusion["test"], names)
+    return splits, best, dict(trainer.callback_metrics)
 
-    if trainer.is_global_zero:
-        results.update({
-            "arch": model.hparams.arch,
-            "params": sum(p.numel() for p in model.parameters()),
-            "tta": "none",
-            "epochs": epochs_done,
-            "best_epoch": _epoch_of(best),
-            "val_acc_best": float(metrics["val/acc_best"]) if "val/acc_best" in metrics else None,
-            "checkpoint": best,
-            "wall_time_s": round(time.perf_counter() - start, 2),
-            "device": device_name(cfg.trainer.get("accelerator")),
-            "precision": str(trainer.precision),
-            "git_commit": commit,
-            "command": _command(),
-            "skipped_images": dm.skipped,
-            "history": curves,
-        })
-        write_json(out / "metrics.json", results)
-        if "test" in results:
-            names = model.hparams.class_names
-            plot_confusion_matrix(np.array(results["test"]["confusion_matrix"]), names,
-                                  out / "confusion_matrix.png",
-                                  title=f"{model.hparams.arch} PrivateTest acc {results['test']['acc']:.2%}")
-            _sample_predictions(model, dm, out / "predictions.png")
-            for lg in loggers:
-                if isinstance(lg, WandbLogger):
-                    lg.log_image("test/confusion_matrix", [str(out / "confusion_matrix.png")])
-                    lg.log_image("test/predictions", [str(out / "predictions.png")])
-        log.info("wrote %s", out / "metrics.json")
-    _finish_wandb(loggers)
-    objects = {"cfg": cfg, "datamodule": dm, "model": model, "trainer": trainer, "results": results}
+
+def write_record(run: _Run, record: dict[str, Any]) -> None:
+    """``metrics.json``, and with a test result its confusion matrix and sample predictions (also to W&B)."""
+    out, model = run.out, run.model
+    write_json(out / "metrics.json", record)
+    if "test" in record:
+        names = model.hparams.class_names
+        plot_confusion_matrix(np.array(record["test"]["confusion_matrix"]), names, out / "confusion_matrix.png",
+                              title=f"{model.hparams.arch} PrivateTest acc {record['test']['acc']:.2%}")
+        _sample_predictions(model, run.datamodule, out / "predictions.png")
+        for lg in run.loggers:
+            if isinstance(lg, WandbLogger):
+                lg.log_image("test/confusion_matrix", [str(out / "confusion_matrix.png")])
+                lg.log_image("test/predictions", [str(out / "predictions.png")])
+    log.info("wrote %s", out / "metrics.json")
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit a model as ``cfg`` says, test its best-on-val checkpoint once, write ``metrics.json``.
+
+    Returns:
+        The metrics logged by Lightning and the objects built (datamodule, model, trainer, …).
+    """
+    check_config(cfg, TRAIN_RULES)  # a bad value is one line now, not a traceback later
+    start, commit = time.perf_counter(), git_commit()  # the code as it was when the run started
+    pl.seed_everything(cfg.seed, workers=True)
+    ckpt_path = _resolve_ckpt_path(cfg)
+    run = build(cfg, ckpt_path)
+    metrics, curves, epochs_done = fit(run, ckpt_path)
+    splits, best, logged = test_best(run)
+    metrics.update(logged)
+    record: dict[str, Any] = {}
+    if run.trainer.is_global_zero:
+        model = run.model
+        record = run_record(
+            splits, arch=model.hparams.arch, params=sum(p.numel() for p in model.parameters()), tta=model.tta,
+            checkpoint=best, started=start, device=device_name(cfg.trainer.get("accelerator")), commit=commit,
+            command=_command(), epochs=epochs_done, best_epoch=_epoch_of(best),
+            val_acc_best=float(metrics["val/acc_best"]) if "val/acc_best" in metrics else None,
+            precision=str(run.trainer.precision), skipped_images=run.datamodule.skipped, history=curves)
+        write_record(run, record)
+    _finish_wandb(run.loggers)
+    objects = {"cfg": cfg, "datamodule": run.datamodule, "model": run.model, "trainer": run.trainer,
+               "results": record}
     return {k: float(v) for k, v in metrics.items()}, objects
+
+
+def _why_precision(trainer_cfg: DictConfig) -> str:
+    """Why the run trains in the precision it does: the automatic choice's reason, or the config."""
+    raw = OmegaConf.to_container(trainer_cfg, resolve=False).get("precision")
+    if isinstance(raw, str) and raw.startswith("${auto_precision:"):
+        return "chosen automatically, " + choose_precision(trainer_cfg.get("accelerator", "auto"))[1]
+    return "set by trainer.precision"
 
 
 def _finish_wandb(loggers: list[Logger], exit_code: int = 0) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from emotion.cli import user_errors_exit
 from emotion.config import ASSETS_DIR
+from emotion.errors import user_errors_exit
 from emotion.inference import FaceDetector
 
 ROOT = Path(__file__).resolve().parent.parent

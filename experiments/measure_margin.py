@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from emotion.cli import user_errors_exit
 from emotion.checkpoint import DEFAULT_MODEL
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import to_fer_face
+from emotion.errors import user_errors_exit
 from emotion.inference import FaceEmotionPredictor, crop_face
 from emotion.io import write_json
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -27,8 +28,10 @@ needs_shared_fer = pytest.mark.skipif(not SHARED_FER.is_dir(), reason="../shared
 needs_shared_photos = pytest.mark.skipif(not SHARED_PHOTOS.is_dir(), reason="../shared/photos not present")
 
 
-def compose_cfg(tmp_path: Path, overrides: list[str] = (), config_name: str = "train") -> DictConfig:
-    """Compose a config as the CLI would, writing every output under ``tmp_path``."""
+def compose_cfg(tmp_path: Path, overrides: list[str] = (), config_name: str = "train",
+                resolve: bool = True) -> DictConfig:
+    """Compose a config as the CLI would, writing every output under ``tmp_path``; ``resolve``
+    checks that every interpolation resolves, as in a real run (and replaces them by their values)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))
@@ -37,7 +40,8 @@ def compose_cfg(tmp_path: Path, overrides: list[str] = (), config_name: str = "t
         cfg.paths.log_dir = str(tmp_path)
         if "data" in cfg:
             cfg.data.cache_dir = str(tmp_path / "cache")
-    OmegaConf.resolve(cfg)  # everything must resolve, as in a real run
+    if resolve:
+        OmegaConf.resolve(cfg)
     return cfg
 
 
@@ -78,3 +82,21 @@ def one_cpu_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def survivors(pgid: int, grace_s: float = 10.0) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, after giving them ``grace_s`` to die."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            state, group = fields[0], int(fields[2])
+            if group == pgid and state != "Z":
+                alive.append(int(stat.parent.name))
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)

@@ -3,9 +3,10 @@
     python tests/faults.py WHERE AT SIGNAL -- [train overrides]
 
 WHERE is ``train`` (AT: a global step, before that batch), ``val`` (AT: an epoch, at its first
-validation batch) or ``test`` (the PrivateTest pass after training; AT is ignored); SIGNAL is SIGKILL, SIGTERM or SIGINT, sent by the process to itself. The
-callback is added by wrapping ``Trainer.__init__``, so the overrides, and so the command that
-``ckpt_path=last`` later matches, are the same as in a run without the fault.
+validation batch) or ``test`` (the PrivateTest pass after training; AT is ignored); SIGNAL is
+SIGKILL, SIGTERM or SIGINT, sent by the process to itself. The callback is added by wrapping
+``Trainer.__init__``, so the overrides, and so the command that ``ckpt_path=last`` later matches,
+are the same as in a run without the fault.
 """
 
 from __future__ import annotations

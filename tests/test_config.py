@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra.utils import instantiate
 
@@ -58,11 +60,43 @@ def test_augment_configs_keep_48px_uint8(tmp_path, augment):
     assert out.shape == (48, 48) and out.dtype == np.uint8
 
 
-def test_cpu_precision_is_32(tmp_path):
+@pytest.mark.parametrize("trainer", ["default", "cpu"])
+def test_trainer_precision_is_the_automatic_choice(tmp_path, trainer):
+    from emotion.config import choose_precision
+
+    cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
+    assert cfg.trainer.precision == choose_precision(cfg.trainer.accelerator)[0]
+
+
+def test_native_bf16_is_read_from_the_cpu():
+    from emotion.config import cpu_has_native_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in cpuinfo.read_text().splitlines()
+                      if ln.startswith("flags")), []))
+    assert cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.parametrize("cuda,gpu_bf16,cpu_bf16,accelerator,want", [
+    (False, False, True, "auto", "bf16-mixed"),
+    (False, False, True, "cpu", "bf16-mixed"),
+    (False, False, False, "cpu", "32-true"),   # emulated bf16 would be slower than fp32
+    (True, True, False, "auto", "bf16-mixed"),
+    (True, False, True, "gpu", "32-true"),     # an old GPU: the CPU's bf16 is beside the point
+    (True, True, False, "cpu", "32-true"),     # CPU asked for on a GPU machine: the CPU decides
+])
+def test_choose_precision(monkeypatch, cuda, gpu_bf16, cpu_bf16, accelerator, want):
     import torch
 
-    cfg = compose_cfg(tmp_path)
-    assert cfg.trainer.precision == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+    from emotion import config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
+    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: cpu_bf16)
+    precision, why = config.choose_precision(accelerator)
+    assert precision == want and why
 
 
 def test_eval_config(tmp_path):

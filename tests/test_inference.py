@@ -13,8 +13,7 @@ from PIL import Image
 from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
-from emotion.inference import (FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle,
-                               load_image)
+from emotion.inference import FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle, load_image
 from tests.conftest import SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos, png_header
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -125,12 +124,35 @@ def test_annotate_draws_photo_and_panel(predictor, sample_result):
 
 
 # -- options -------------------------------------------------------------------------------
+def test_inference_imports_no_lightning():
+    import subprocess
+    import sys
+
+    code = ("import sys; from emotion import FaceEmotionPredictor; "
+            "p = FaceEmotionPredictor.from_checkpoint(device='cpu'); p(sys.argv[1]); "
+            "print(sorted(m for m in sys.modules if 'lightning' in m or m == 'emotion.module'))")
+    r = subprocess.run([sys.executable, "-c", code, str(SAMPLE_PHOTO)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"
+
+def test_bf16_classifier_agrees_with_fp32(predictor, sample_result):
+    faces = np.stack([f.crop for f in sample_result.faces])
+    fp32 = FaceEmotionPredictor(predictor.model, bf16=False).classify(faces)
+    bf16 = FaceEmotionPredictor(predictor.model, bf16=True).classify(faces)
+    assert np.abs(fp32 - bf16).max() < 0.05  # bf16 keeps 8 bits of mantissa: probabilities move by ~1e-2
+    assert (fp32.argmax(1) == bf16.argmax(1)).mean() >= 5 / 6
+
+
 def test_options_tta_no_align_min_face(predictor, sample_result):
     model = predictor.model
-    for p in (FaceEmotionPredictor(model, tta=True), FaceEmotionPredictor(model, align=False)):
+    for p in (FaceEmotionPredictor(model, tta=True), FaceEmotionPredictor(model, tta="tencrop"),
+              FaceEmotionPredictor(model, align=False)):
         r = p(SAMPLE_PHOTO)
         assert len(r.faces) == 6
         assert_valid(r)
+    assert FaceEmotionPredictor(model, tta=True).tta == "flip" and FaceEmotionPredictor(model).tta == "none"
+    with pytest.raises(EmotionError, match="tta='mirror'"):
+        FaceEmotionPredictor(model, tta="mirror")
     # min_face only filters: the larger faces come back unchanged, the smaller ones go.
     sizes = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in sample_result.faces]
     cut = (min(sizes) + max(sizes)) / 2

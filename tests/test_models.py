@@ -48,3 +48,28 @@ def test_flip_tta_is_flip_invariant():
     model = create_model("mini_xception").eval()
     x = torch.randn(2, 1, 48, 48)
     assert torch.allclose(predict_proba(model, x, "flip"), predict_proba(model, x.flip(-1), "flip"), atol=1e-6)
+
+
+def test_registry_refuses_a_second_builder_of_the_same_name():
+    from emotion.models import register_model
+
+    def vgg(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.0):  # same name as the real one
+        return torch.nn.Identity()
+
+    with pytest.raises(ValueError, match="'vgg' is already registered"):
+        register_model(vgg)
+    assert create_model("vgg").__class__.__name__ == "VGGFace"
+
+
+def test_ensemble_averages_member_probabilities():
+    from emotion.models import Ensemble
+
+    torch.manual_seed(0)
+    a, b = create_model("mini_xception").eval(), create_model("vgg_slim").eval()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        small = torch.nn.functional.interpolate(x, size=(40, 40), mode="bilinear", align_corners=False,
+                                                antialias=True)
+        want = (a(x).softmax(-1) + b(small).softmax(-1)) / 2
+        got = predict_proba(Ensemble([a, b], [48, 40]).eval(), x)  # softmax of its log-probabilities
+    assert torch.allclose(got, want, atol=1e-5)

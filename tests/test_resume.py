@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from emotion.resume import find_interrupted_run, job_overrides, previous_wandb_id, wants_resume
-from tests.conftest import ROOT
+from tests.conftest import ROOT, survivors
 
 # Three epochs of 9 steps (280 training faces, batch 32), with prefetching workers, dropout and
 # mixup: everything random that could go different after a restart.
@@ -30,10 +31,37 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def train_cli(tmp: Path, *args: str, fault: tuple[str, int, str] | None = None) -> subprocess.CompletedProcess:
+    """Run training (with ``fault`` injected) in a process group of its own; assert that no process
+    of that group, DataLoader workers included, outlives it.
+
+    Output goes to files, not pipes: a surviving worker would hold a pipe open, and the test would
+    wait for an end of file that never comes instead of failing.
+    """
     head = [sys.executable, str(ROOT / "tests" / "faults.py"), *map(str, fault), "--"] if fault else \
         [sys.executable, "-m", "emotion.train"]
-    return subprocess.run([*head, *RUN, f"paths.log_dir={tmp / 'outputs'}", *args], cwd=ROOT, env=_env(tmp),
-                          capture_output=True, text=True, timeout=300)
+    cmd = [*head, *RUN, f"paths.log_dir={tmp / 'outputs'}", *args]
+    n = len(list(tmp.glob("stdout_*.txt")))
+    out, err = tmp / f"stdout_{n}.txt", tmp / f"stderr_{n}.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp), stdout=fo, stderr=fe, start_new_session=True)
+        try:
+            code = proc.wait(timeout=300)
+        finally:
+            left = survivors(proc.pid)
+            for pid in left:  # never leave them behind, even when the test fails
+                os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the run outlived it: {left}"
+    return subprocess.CompletedProcess(cmd, code, out.read_text(), err.read_text())
+
+
+@pytest.fixture
+def cpu_hog():
+    """Two busy processes beside the test, as on a loaded CI machine."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for h in hogs:
+        h.kill()
+        h.wait()
 
 
 def final_state(run_dir: Path) -> dict:
@@ -73,6 +101,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
     ("test", 0, "SIGKILL", -9),             # training done, PrivateTest pass under way
 ])
 def test_killed_run_resumes_to_identical_weights(tmp_path, reference, where, at, sig, code):
+    # train_cli also checks that no process of the killed run (a DataLoader worker) survives it.
     r = train_cli(tmp_path, fault=(where, at, sig))
     assert r.returncode == code, r.stderr[-3000:]
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
@@ -85,6 +114,12 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, reference, where, at,
     assert r.returncode == 0, r.stderr[-3000:]
     assert [p.name for p in (tmp_path / "outputs" / "train" / "runs").iterdir()] == [run.name]  # same folder
     assert_same_run(run, reference)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkilled_run_leaves_no_worker_under_cpu_load(tmp_path, cpu_hog):
+    r = train_cli(tmp_path, fault=("train", 2, "SIGKILL"))  # workers are prefetching by then
+    assert r.returncode == -9, r.stderr[-3000:]
 
 
 def test_resume_of_a_finished_or_unknown_run_is_refused(tmp_path, reference):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from emotion import EmotionClassifier, load_model
+from emotion.config import cpu_has_native_bf16
 from emotion.data import CLASS_NAMES
 from emotion.models import list_models
 from emotion.train import train
@@ -55,6 +56,24 @@ def test_short_real_run_writes_metrics(tmp_path):
     assert (tmp_path / "predictions.png").stat().st_size > 1000
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_on_cpu_learns_as_well_as_fp32(tmp_path):
+    runs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        cfg = compose_cfg(tmp_path / precision, quick_overrides(
+            "model=mini_xception", "trainer.max_epochs=6", "model.lr=0.01", f"trainer.precision={precision}"))
+        metrics, objects = train(cfg)
+        runs[precision] = (metrics, objects["results"])
+    (m32, r32), (m16, r16) = runs["32-true"], runs["bf16-mixed"]
+    assert r16["precision"] == "bf16-mixed" and r32["precision"] == "32-true"
+    first = r32["history"][0]["train/loss"]
+    # Both learn (the loss falls well below where it started) and land close to each other; the
+    # sample's 70 val faces make accuracy coarse, so the bound is in faces: 6 of 70.
+    assert m16["train/loss_epoch"] < 0.9 * first and m32["train/loss_epoch"] < 0.9 * first
+    assert m16["train/loss_epoch"] == pytest.approx(m32["train/loss_epoch"], rel=0.1)
+    assert abs(r16["val"]["acc"] - r32["val"]["acc"]) <= 6 / 70
 
 
 def test_checkpoint_round_trip_gives_identical_logits(tiny_checkpoint):
@@ -105,6 +124,21 @@ def test_evaluate_cli_with_tta(tiny_checkpoint, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["tta"] == "flip" and m["val"]["n"] == 70 and "test" not in m
     assert "PublicTest accuracy" in r.stdout
+
+
+def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):
+    runs = {}
+    for name, ckpt in (("single", f"{tiny_checkpoint}"), ("pair", f"[{tiny_checkpoint},{tiny_checkpoint}]")):
+        out = tmp_path / name
+        r = run_cli("emotion.evaluate", f"ckpt_path={ckpt}", "data=fer2013_sample", "tta=flip", "split=val",
+                    f"data.cache_dir={tmp_path}", "trainer.enable_progress_bar=false", f"hydra.run.dir={out}")
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[name] = json.loads((out / "metrics.json").read_text())
+    pair, single = runs["pair"], runs["single"]
+    assert pair["arch"] == "ensemble of 2: mini_xception, mini_xception" and len(pair["checkpoint"]) == 2
+    assert pair["params"] == 2 * single["params"]
+    # Two copies of one model average to that model: the same predictions, face for face.
+    assert pair["val"]["confusion_matrix"] == single["val"]["confusion_matrix"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,8 +1,19 @@
-"""FER2013 data: readers, cache, preprocessing and the LightningDataModule (no model code here)."""
+"""FER2013 data: readers, cache, preprocessing and the LightningDataModule (no model code here).
+
+The datamodule (and with it Lightning) is imported only when asked for, so that inference, which
+needs the class names and the preprocessing alone, does not pull in Lightning.
+"""
 
 from emotion.data.classes import CLASS_NAMES, NUM_CLASSES, SPLITS
-from emotion.data.datamodule import FaceDataset, FER2013DataModule
 from emotion.data.preprocess import to_fer_face, to_model_input
 
 __all__ = ["CLASS_NAMES", "NUM_CLASSES", "SPLITS", "FaceDataset", "FER2013DataModule",
            "to_fer_face", "to_model_input"]
+
+
+def __getattr__(name: str):
+    if name in ("FaceDataset", "FER2013DataModule"):
+        from emotion.data import datamodule
+
+        return getattr(datamodule, name)
+    raise AttributeError(name)

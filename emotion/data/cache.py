@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from emotion.data.sources import RawFER, read_source, source_fingerprint
+from emotion.io import atomic_path
 
-__all__ = ["cache_path", "load_or_build"]
+__all__ = ["cache_path", "default_cache_dir", "load_or_build"]
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the decoded representation changes
+
+
+def default_cache_dir() -> str:
+    """``$EMOTION_CACHE_DIR``, else ``~/.cache/emotion`` (also what ``data.cache_dir`` defaults to)."""
+    return os.environ.get("EMOTION_CACHE_DIR", "~/.cache/emotion")
 
 
 def cache_path(source: Path, cache_dir: str | os.PathLike) -> Path:
@@ -47,15 +52,7 @@ def load_or_build(source: Path, cache_dir: str | os.PathLike | None) -> RawFER:
     start = time.perf_counter()
     raw = read_source(source)
     log.info("decoded %d faces from %s in %.1f s", len(raw.labels), source, time.perf_counter() - start)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file in the same folder, then rename: never a half-written cache.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=raw.images, labels=raw.labels, splits=raw.splits,
-                     skipped=np.int64(raw.skipped), fingerprint=np.str_(fingerprint))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # never a half-written cache
+        np.savez(f, images=raw.images, labels=raw.labels, splits=raw.splits,
+                 skipped=np.int64(raw.skipped), fingerprint=np.str_(fingerprint))
     return raw

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import random
 from typing import Callable
 
@@ -16,6 +18,7 @@ from emotion.data.classes import NUM_CLASSES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler
 from emotion.data.sources import RawFER, locate_source
+from emotion.data.workers import worker_init
 from emotion.errors import EmotionError
 
 __all__ = ["FaceDataset", "FER2013DataModule", "stratified_split"]
@@ -156,6 +159,7 @@ class FER2013DataModule(pl.LightningDataModule):
             ds, batch_size=self.batch_size, sampler=sampler,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0, drop_last=False,
+            worker_init_fn=functools.partial(worker_init, parent_pid=os.getpid()) if self.num_workers else None,
         )
 
     def train_dataloader(self) -> DataLoader:

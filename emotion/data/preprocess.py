@@ -15,10 +15,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["FER_SIZE", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "HIGH_BIT_MODES", "scale_to_u8",
+__all__ = ["FER_SIZE", "IMAGE_SUFFIXES", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "HIGH_BIT_MODES", "scale_to_u8",
            "to_fer_face", "to_model_input"]
 
 FER_SIZE = 48
+#: File suffixes read as images, by the dataset readers and by the predictor alike.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".ppm", ".pgm", ".pbm"})
 # Pixel statistics of the FER2013 Training split (scaled to [0, 1]).
 MEAN = 0.5077
 STD = 0.2550

@@ -21,14 +21,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from emotion.data.classes import CLASS_NAMES, SPLITS, USAGE_TO_SPLIT
-from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, MAX_SIDE, to_fer_face
+from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, IMAGE_SUFFIXES, MAX_SIDE, to_fer_face
 from emotion.errors import EmotionError
 
 __all__ = ["RawFER", "locate_source", "source_fingerprint", "read_source", "MISSING_DATA_HELP"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv", "train.csv")
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "test": "test"}
@@ -202,7 +201,8 @@ def read_csv(path: Path) -> RawFER:
                     pixels = np.array(row[i_pix].split(), dtype=np.int64)
                     label = int(row[i_emo])
                 except (ValueError, OverflowError):  # OverflowError: a "pixel" beyond int64
-                    raise EmotionError(f"{where}: malformed row (emotion must be an integer, pixels integers).")
+                    raise EmotionError(
+                        f"{where}: malformed row (emotion must be an integer, pixels integers).") from None
                 if pixels.size != n_pixels:
                     raise EmotionError(
                         f"{where}: 'pixels' has {pixels.size} values, expected {n_pixels} (48×48). "

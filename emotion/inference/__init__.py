@@ -9,10 +9,12 @@
 """
 
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face, eye_angle
-from emotion.inference.detect import Detections, FaceDetector
+from emotion.inference.detect import DEFAULT_MIN_FACE, Detections, FaceDetector
+from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from emotion.inference.images import MAX_PIXELS, load_image
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import SCHEMA_VERSION, FaceResult, ImageResult
 
 __all__ = ["FaceEmotionPredictor", "FaceResult", "ImageResult", "FaceDetector", "Detections",
-           "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "MAX_PIXELS", "SCHEMA_VERSION"]
+           "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "DEFAULT_MIN_FACE", "MAX_PIXELS",
+           "SCHEMA_VERSION", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]

@@ -1,7 +1,7 @@
 """File suffixes the predictor treats as images and as videos."""
 
+from emotion.data.preprocess import IMAGE_SUFFIXES
+
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                            ".ppm", ".pgm", ".pbm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})

@@ -11,13 +11,15 @@ from PIL import Image
 from torch import nn
 
 from emotion.checkpoint import load_model
+from emotion.config import cpu_has_native_bf16
 from emotion.data.classes import CLASS_NAMES
-from emotion.data.preprocess import to_fer_face, to_model_input
+from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
+from emotion.errors import EmotionError
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face
 from emotion.inference.detect import DEFAULT_MIN_FACE, DETECT_MAX_SIDE, Detections, FaceDetector
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
-from emotion.models.tta import predict_proba
+from emotion.models.tta import TTA_MODES, predict_proba
 
 __all__ = ["FaceEmotionPredictor"]
 
@@ -50,30 +52,41 @@ class FaceEmotionPredictor:
         p.annotate("group.jpg", result).save("group_annotated.png")
 
     Args:
-        model: a trained :class:`~emotion.module.EmotionClassifier` (see :func:`~emotion.load_model`).
+        model: a trained classifier returning logits, as :func:`~emotion.load_model` gives (its
+            ``hparams`` and ``meta`` are read when present).
         margin: context around the detector's box, per side, as a fraction of its longer side.
         align: rotate each face so the eye line is horizontal.
-        tta: average the probabilities of each face and its mirror image.
+        tta: test-time augmentation of each face: ``none``, ``flip`` (with its mirror image) or
+            ``tencrop``; ``True`` means ``flip``.
         min_face: ignore faces smaller than this many pixels (box's longer side).
         min_score: ignore detections less certain than this.
         detect_max_side: search for faces on a copy of the photo downscaled to this longest side.
         max_pixels: refuse images larger than this (decompression-bomb guard; ``None``: no limit).
+        bf16: run the classifier under bf16 autocast; ``None``: where the device computes bf16
+            natively (a CPU with AVX-512 BF16 or AMX, a bf16 GPU), which is several times faster.
     """
 
     def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
-                 tta: bool = False, min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
-                 detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS) -> None:
+                 tta: str | bool = "none", min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
+                 detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
+                 bf16: bool | None = None) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         hparams = getattr(model, "hparams", {})
         self.class_names: list[str] = list(hparams.get("class_names") or CLASS_NAMES)
-        self.input_size = int(hparams.get("input_size", 48))
+        self.input_size = int(hparams.get("input_size", FER_SIZE))
         meta = getattr(model, "meta", None) or {}
         self.temperature = float(meta.get("temperature") or 1.0)
         self._scored = _Tempered(self.model, self.temperature) if self.temperature != 1.0 else self.model
         self.margin = float(margin)
         self.align = bool(align)
-        self.tta = bool(tta)
+        self.tta = {True: "flip", False: "none"}.get(tta, tta) if isinstance(tta, bool) else str(tta)
+        if self.tta not in TTA_MODES:
+            raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
+        if bf16 is None:
+            bf16 = (torch.cuda.is_bf16_supported() if self.device.type == "cuda"
+                    else self.device.type == "cpu" and cpu_has_native_bf16())
+        self.bf16 = bool(bf16)
         self.max_pixels = max_pixels
         self.detector = FaceDetector(self.device, min_face=min_face, min_score=min_score,
                                      max_side=detect_max_side)
@@ -95,7 +108,7 @@ class FaceEmotionPredictor:
         """The 48×48 uint8 grayscale faces (N, 48, 48) the classifier sees for ``detections``."""
         crops = [to_fer_face(crop_face(image, box, pts, margin=self.margin, align=self.align))
                  for box, pts in zip(detections.boxes, detections.landmarks)]
-        return np.stack(crops) if crops else np.zeros((0, 48, 48), np.uint8)
+        return np.stack(crops) if crops else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
 
     @torch.inference_mode()
     def classify(self, faces: np.ndarray) -> np.ndarray:
@@ -103,7 +116,8 @@ class FaceEmotionPredictor:
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         x = to_model_input(faces, self.input_size).to(self.device)
-        probs = predict_proba(self._scored, x, "flip" if self.tta else "none")
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            probs = predict_proba(self._scored, x, self.tta)
         return probs.float().cpu().numpy()
 
     def predict_rgb(self, image: Image.Image, path: str | None = None, frame: int | None = None,
@@ -149,4 +163,4 @@ class FaceEmotionPredictor:
     def __repr__(self) -> str:
         arch = getattr(self.model, "hparams", {}).get("arch", type(self.model).__name__)
         return (f"FaceEmotionPredictor(arch={arch!r}, device={self.device}, margin={self.margin}, "
-                f"align={self.align}, tta={self.tta}, temperature={self.temperature})")
+                f"align={self.align}, tta={self.tta!r}, bf16={self.bf16}, temperature={self.temperature})")

@@ -3,7 +3,8 @@
 from emotion.models import mini_xception as _mini_xception  # noqa: F401  (registers models)
 from emotion.models import resnet as _resnet  # noqa: F401
 from emotion.models import vgg as _vgg  # noqa: F401
+from emotion.models.ensemble import Ensemble
 from emotion.models.registry import create_model, list_models, register_model
 from emotion.models.tta import TTA_MODES, predict_proba
 
-__all__ = ["create_model", "list_models", "register_model", "predict_proba", "TTA_MODES"]
+__all__ = ["Ensemble", "create_model", "list_models", "register_model", "predict_proba", "TTA_MODES"]

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-
+from emotion.data.classes import SPLIT_NAMES
 from emotion.errors import EmotionError
 
-__all__ = ["Run", "load_run", "load_runs", "SPLITS"]
+__all__ = ["Run", "load_run", "load_runs", "EVALUATED_SPLITS"]
 
 #: The evaluated splits a metrics.json may hold: val = PublicTest, test = PrivateTest.
-SPLITS = ("val", "test")
+EVALUATED_SPLITS = tuple(SPLIT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _check(metrics: Any, path: Path) -> dict[str, Any]:
     what = f"'{path}' is not a metrics.json written by emotion.train or emotion.evaluate"
     if not isinstance(metrics, dict):
         raise EmotionError(f"{what}: it holds a {type(metrics).__name__}, not an object.")
-    splits = [s for s in SPLITS if s in metrics]
+    splits = [s for s in EVALUATED_SPLITS if s in metrics]
     if not splits:
         raise EmotionError(f"{what}: it has neither a 'val' nor a 'test' block.")
     for s in splits:

@@ -10,6 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from emotion.io import atomic_path
+from emotion.record import command_line
 
 __all__ = ["BestTrialReport", "SweepWandbGroup", "best_trial", "RESULTS_FILE", "BEST_FILE"]
 
@@ -56,7 +57,7 @@ def best_trial(sweep_dir: str | Path) -> dict[str, Any] | None:
         "params": params,
         "job_dir": None if job_dir is None else str(job_dir),
         "overrides": overrides,
-        "command": " ".join(["python -m emotion.train", *overrides]),
+        "command": command_line("emotion.train", overrides),
     }
 
 

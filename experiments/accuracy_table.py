@@ -1,0 +1,89 @@
+"""The README's accuracy table: our models beside the published FER2013 results.
+
+    python experiments/accuracy_table.py [--runs experiments/results/cpu_runs] [--bundled DIR]
+
+Reads the ``metrics.json`` of each run kept under ``--runs`` (copied there from the run folder by
+the command that made it; see the README), the bundled model's ``model.json``, and
+``experiments/results/bench_peers.json`` when it exists (the ``fer`` package, measured here).
+Published numbers are quoted from their papers and labelled as such. Writes
+``experiments/results/accuracy.md`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emotion.checkpoint import DEFAULT_MODEL
+from emotion.io import atomic_path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+#: (name, PrivateTest accuracy, source), as published; not measured here.
+PUBLISHED = [
+    ("Khaireddin & Chen 2021, VGG (300 epochs, GPU)", 0.7328, "arXiv:2105.03588"),
+    ("Residual Masking Network (Pham et al. 2020)", 0.7414, "ICPR 2020"),
+    ("LHC-Net (Pecoraro et al. 2022)", 0.7442, "Sensors 22(13)"),
+]
+#: The peer most people install, measured on this machine in issue #12 when no bench_peers.json exists.
+FER_PACKAGE_MEASURED = 0.5829
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def _row(name: str, val: float | None, test: float | None, tta: str, source: str) -> str:
+    return f"| {name} | {_pct(val)} | {_pct(test)} | {tta} | {source} |"
+
+
+def our_rows(runs_dir: Path) -> list[str]:
+    rows = []
+    for path in sorted(runs_dir.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        label = f"ours: {path.parent.name} ({m.get('arch')}, {m.get('epochs', '?')} epochs, {m.get('device', '?')})"
+        minutes = m.get("wall_time_s")
+        source = f"`{path.relative_to(HERE.parent)}`" + (f", {minutes / 60:.0f} min" if minutes else "")
+        rows.append(_row(label, (m.get("val") or {}).get("acc"), (m.get("test") or {}).get("acc"),
+                         m.get("tta", "none"), source))
+    return rows
+
+
+def bundled_row(folder: Path) -> str:
+    """The bundled model as its training run measured it (``metrics`` in model.json)."""
+    meta = json.loads((folder / "model.json").read_text())
+    m = meta["metrics"]
+    name = f"ours: bundled model ({meta['hparams']['arch']})"
+    return _row(name, (m.get("val") or {}).get("acc"), (m.get("test") or {}).get("acc"), m.get("tta") or "none",
+                f"`{folder.relative_to(HERE.parent)}/model.json`")
+
+
+def peer_row() -> str:
+    bench = RESULTS / "bench_peers.json"
+    if bench.is_file():
+        acc = json.loads(bench.read_text())["fer"]["privatetest_acc"]
+        return _row("`fer` 25.10.3 package, shipped model", None, acc, "none",
+                    "measured: `experiments/results/bench_peers.json`")
+    return _row("`fer` 25.10.3 package, shipped model", None, FER_PACKAGE_MEASURED, "none",
+                "measured on this machine in issue #12 (no bench_peers.json yet)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", default=str(RESULTS / "cpu_runs"), help="folder of run folders with metrics.json")
+    ap.add_argument("--bundled", default=str(DEFAULT_MODEL), help="exported model folder")
+    ap.add_argument("--out", default=str(RESULTS / "accuracy.md"))
+    args = ap.parse_args()
+    lines = ["| model | PublicTest (val) | PrivateTest (test) | TTA | source |", "|---|---:|---:|---|---|",
+             *our_rows(Path(args.runs)), bundled_row(Path(args.bundled)), peer_row(),
+             *(_row(f"published: {n}", None, acc, "–", src) for n, acc, src in PUBLISHED)]
+    text = "\n".join(lines) + "\n"
+    with atomic_path(Path(args.out)) as tmp:
+        tmp.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

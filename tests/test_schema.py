@@ -1,0 +1,107 @@
+"""Every constrained config value: one line naming it, exit 2, no traceback, no metrics.json."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from emotion.schema import EVAL_RULES, TRAIN_RULES, ConfigError, check_config
+from tests.conftest import CONFIG_DIR, ROOT, compose_cfg
+
+# key -> a value its rule refuses (as typed on the command line)
+BAD = {
+    "data.root": "''", "data.batch_size": "0", "data.num_workers": "-1", "data.image_size": "8",
+    "data.val_fraction": "1.0", "data.seed": "-3", "data.balance": "sampeler", "data.pin_memory": "maybe",
+    "trainer.accelerator": "tpu", "trainer.devices": "0", "trainer.precision": "8-mixed", "trainer.max_epochs": "0",
+    "trainer.min_epochs": "-1", "trainer.num_nodes": "0", "trainer.accumulate_grad_batches": "0",
+    "trainer.check_val_every_n_epoch": "0", "trainer.log_every_n_steps": "0", "trainer.num_sanity_val_steps": "-2",
+    "trainer.gradient_clip_val": "-1",
+    "model.arch": "resnet19", "model.num_classes": "1", "model.in_chans": "0", "model.input_size": "15",
+    "model.drop_rate": "1.0", "model.optimizer": "adamm", "model.lr": "-1", "model.momentum": "1.5",
+    "model.weight_decay": "-0.1", "model.scheduler": "cosin", "model.warmup_epochs": "-1",
+    "model.plateau_patience": "-1", "model.label_smoothing": "1", "model.mixup_alpha": "-0.2",
+    "model.cutmix_alpha": "nan",
+    "logger.wandb.project": "''", "logger.wandb.offline": "sometimes", "logger.wandb.log_model": "often",
+    "callbacks.model_checkpoint.mode": "maximum", "callbacks.early_stopping.patience": "-1",
+    "callbacks.early_stopping.mode": "up",
+    "seed": "-1", "test": "perhaps", "tta": "tencrops", "ckpt_path": "''", "optimized_metric": "''",
+    "split": "train",
+}
+# Options a key's group must be selected for the key to exist.
+NEEDS = {"callbacks.early_stopping": "callbacks=early_stopping", "logger.wandb": "logger=wandb"}
+
+
+# Keys that the shipped configs leave out, so that the override adds them.
+ADDED = {"trainer.num_nodes"}
+
+
+def _overrides(key: str) -> list[str]:
+    extra = [o for prefix, o in NEEDS.items() if key.startswith(prefix)]
+    return [*extra, f"{'+' if key in ADDED else ''}{key}={BAD[key]}"]
+
+
+def test_every_rule_has_a_bad_value():
+    assert {r.key for r in TRAIN_RULES + EVAL_RULES} == set(BAD)
+
+
+@pytest.mark.parametrize("key", [r.key for r in TRAIN_RULES])
+def test_train_rule_names_the_bad_value(tmp_path, key):
+    cfg = compose_cfg(tmp_path, ["data=fer2013_sample", *_overrides(key)], resolve=False)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, TRAIN_RULES)
+    assert len(e.value.problems) == 1 and e.value.problems[0].startswith(f"{key}="), e.value.problems
+
+
+@pytest.mark.parametrize("key", [r.key for r in EVAL_RULES])
+def test_eval_rule_names_the_bad_value(tmp_path, key):
+    args = ["data=fer2013_sample", *_overrides(key)] + ([] if key == "ckpt_path" else ["ckpt_path=x.ckpt"])
+    cfg = compose_cfg(tmp_path, args, config_name="eval", resolve=False)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, EVAL_RULES)
+    assert len(e.value.problems) == 1 and e.value.problems[0].startswith(f"{key}="), e.value.problems
+
+
+@pytest.mark.parametrize("config_name", ["train", "eval"])
+def test_every_shipped_config_validates(tmp_path, config_name):
+    groups = ["experiment", "trainer", "model", "logger", "callbacks", "data"] if config_name == "train" else ["data"]
+    for group in groups:
+        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            args = [f"{group}={path.stem}"] + (["ckpt_path=x.ckpt"] if config_name == "eval" else [])
+            if "trainer" in args[0] and path.stem in ("gpu", "ddp"):
+                args.append("trainer.accelerator=cpu")  # composes and checks on a machine without a GPU
+            check_config(compose_cfg(tmp_path / group / path.stem, args, config_name=config_name),
+                         TRAIN_RULES if config_name == "train" else EVAL_RULES)
+
+
+# The CLI, as a user meets it: the issue's four commands, several bad values at once, and a sample
+# of keys from every group. Each is a real process: exit status, stderr and the run folder.
+CLI_CASES = [
+    ("emotion.train", ["data.batch_size=0"], ["data.batch_size=0: must be an integer >= 1"]),
+    ("emotion.train", ["model.lr=-1"], ["model.lr=-1: must be > 0"]),
+    ("emotion.evaluate", [], ["ckpt_path is missing: say which checkpoint to evaluate"]),
+    ("emotion.train", ["trainer.accelerator=gpu"], ["trainer.accelerator=gpu: torch sees no GPU"]),
+    ("emotion.train", ["model.optimizer=adamm", "model.drop_rate=1.5", "trainer.max_epochs=0"],
+     ["model.drop_rate=1.5: must be in [0, 1)", "model.optimizer=adamm: choose one of sgd, adamw (did you mean adamw?)",
+      "trainer.max_epochs=0: must be an integer >= 1"]),
+    ("emotion.train", ["callbacks=early_stopping", "callbacks.early_stopping.mode=up"],
+     ["callbacks.early_stopping.mode=up: choose one of max, min"]),
+    ("emotion.evaluate", ["ckpt_path=x.ckpt", "split=train"], ["split=train: choose one of val, test"]),
+]
+
+
+@pytest.mark.parametrize("module,args,lines", CLI_CASES)
+def test_cli_reports_bad_values_in_one_line_each(tmp_path, module, args, lines):
+    import torch
+
+    if "trainer.accelerator=gpu" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", module, "data=fer2013_sample", *args, f"hydra.run.dir={run}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert len(errors) == len(lines) and all(e.startswith(f"error: {want}") for e, want in zip(errors, lines)), errors
+    assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
