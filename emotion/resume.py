@@ -1,6 +1,6 @@
 """Resuming interrupted training: which run to continue, and what makes the continuation exact.
 
-A run saves ``checkpoints/last.ckpt`` at the end of every epoch. Killed at any moment after that,
+A run saves ``checkpoints/last.ckpt`` at the end of every epoch (:class:`EveryEpochCheckpoint`). Killed at any moment after that,
 ``python -m emotion.train <same overrides> ckpt_path=last`` continues it in its own folder; the
 epoch in progress is redone. With a fixed seed on CPU the final weights equal an uninterrupted
 run's, because nothing random depends on how the process got to an epoch:
@@ -26,12 +26,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from emotion.data.sampler import derive_seed
 from emotion.errors import EmotionError
 from emotion.io import atomic_path
 
-__all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "find_interrupted_run", "job_overrides",
+__all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "EveryEpochCheckpoint", "find_interrupted_run", "job_overrides",
            "wants_resume", "previous_wandb_id"]
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
@@ -63,6 +64,29 @@ class ExactResume(pl.Callback):
         torch.manual_seed(s)  # all CUDA devices too
         np.random.seed(s)
         random.seed(s)
+
+
+class EveryEpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (the best-on-val checkpoints) whose ``last.ckpt`` is written
+    at the end of every epoch.
+
+    With ``save_last=True`` Lightning 2.6 writes ``last.ckpt`` only in epochs that also save a new
+    best checkpoint, so a run killed after epochs without a val improvement would redo them all.
+    """
+
+    def _save_last_if_not_saved(self, trainer: pl.Trainer) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -43,7 +43,7 @@ from emotion.resume import (
 from emotion.runinfo import device_name, git_commit
 from emotion.schema import TRAIN_RULES, check_config
 
-__all__ = ["train", "build", "fit", "test_best", "write_record", "main", "hydra_main"]
+__all__ = ["train", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def fit(run: _Run, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list
     return metrics, list(run.history.epochs), trainer.current_epoch
 
 
-def test_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
+def evaluate_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
     """Val for the record, then PrivateTest once, both on the best-on-val checkpoint, with the
     test-time augmentation the config names (chosen before the run, not on these numbers).
 
@@ -213,7 +213,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     ckpt_path = _resolve_ckpt_path(cfg)
     run = build(cfg, ckpt_path)
     metrics, curves, epochs_done = fit(run, ckpt_path)
-    splits, best, logged = test_best(run)
+    splits, best, logged = evaluate_best(run)
     metrics.update(logged)
     record: dict[str, Any] = {}
     if run.trainer.is_global_zero:

@@ -116,6 +116,16 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, reference, where, at,
     assert_same_run(run, reference)
 
 
+def test_last_checkpoint_is_written_every_epoch(tmp_path):
+    # An LR of ~0 keeps val accuracy flat, so no epoch after the first saves a new best checkpoint;
+    # last.ckpt must still be the end of epoch 1 when the run dies in epoch 2.
+    r = train_cli(tmp_path, "model.lr=1e-12", fault=("train", 2 * STEPS + 1, "SIGKILL"))
+    assert r.returncode == -9, r.stderr[-3000:]
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert [p.name for p in (run / "checkpoints").glob("epoch_*.ckpt")] == ["epoch_000.ckpt"]
+    assert final_state(run)["epoch"] == 1
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_sigkilled_run_leaves_no_worker_under_cpu_load(tmp_path, cpu_hog):
     r = train_cli(tmp_path, fault=("train", 2, "SIGKILL"))  # workers are prefetching by then
