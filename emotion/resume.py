@@ -1,9 +1,10 @@
 """Resuming interrupted training: which run to continue, and what makes the continuation exact.
 
-A run saves ``checkpoints/last.ckpt`` at the end of every epoch (:class:`EveryEpochCheckpoint`). Killed at any moment after that,
-``python -m emotion.train <same overrides> ckpt_path=last`` continues it in its own folder; the
-epoch in progress is redone. With a fixed seed on CPU the final weights equal an uninterrupted
-run's, because nothing random depends on how the process got to an epoch:
+A run saves ``checkpoints/last.ckpt`` at the end of every epoch (:class:`EveryEpochCheckpoint`).
+Killed at any moment after that, ``python -m emotion.train <same overrides> ckpt_path=last``
+continues it in its own folder; the epoch in progress is redone. With a fixed seed on CPU the
+final weights equal an uninterrupted run's, because nothing random depends on how the process got
+to an epoch:
 
 * the data order and augmentation come from ``(seed, epoch)``
   (:class:`~emotion.data.sampler.EpochSampler`);
@@ -32,8 +33,8 @@ from emotion.data.sampler import derive_seed
 from emotion.errors import EmotionError
 from emotion.io import atomic_path
 
-__all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "EveryEpochCheckpoint", "find_interrupted_run", "job_overrides",
-           "wants_resume", "previous_wandb_id"]
+__all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "EveryEpochCheckpoint", "find_interrupted_run",
+           "job_overrides", "wants_resume", "previous_wandb_id"]
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 _RNG_STREAM = 1  # stream 0 is the sampler's

@@ -342,10 +342,10 @@ def test_bundled_model_predicts():
 @needs_shared_fer
 def test_bundled_model_recorded_test_accuracy(tmp_path):
     """The accuracy in model.json is what the shipped weights score on PrivateTest today."""
+    import torch
+
     from emotion.data import FER2013DataModule
     from emotion.models import predict_proba
-
-    import torch
 
     model = load_model(device="cpu")
     metrics = model.meta.get("metrics") or {}
