@@ -34,7 +34,7 @@ NEEDS = {"callbacks.early_stopping": "callbacks=early_stopping", "logger.wandb":
 
 
 # Keys that the shipped configs leave out, so that the override adds them.
-ADDED = {"trainer.num_nodes"}
+ADDED = {"trainer.num_nodes", "model.plateau_patience"}
 
 
 def _overrides(key: str) -> list[str]:

@@ -142,9 +142,9 @@ def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["model.arch=resnet9000"], "unknown model 'resnet9000'. Known models: mini_xception"),
+    (["model.arch=resnet9000"], "model.arch=resnet9000: choose one of mini_xception"),
     (["data.root=/definitely/missing"], "FER2013 not found at '/definitely/missing'. FER2013 is on Kaggle"),
-    (["model.optimizer=adam"], "model.optimizer='adam'"),
+    (["model.optimizer=adam"], "model.optimizer=adam: choose one of sgd, adamw (did you mean adamw?)"),
 ])
 def test_train_cli_user_errors(tmp_path, args, message):
     r = run_cli("emotion.train", "logger=none", "data=fer2013_sample", f"data.cache_dir={tmp_path}",
