@@ -43,9 +43,10 @@ def our_rows(runs_dir: Path) -> list[str]:
     rows = []
     for path in sorted(runs_dir.glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        label = f"ours: {path.parent.name} ({m.get('arch')}, {m.get('epochs', '?')} epochs, {m.get('device', '?')})"
-        minutes = m.get("wall_time_s")
-        source = f"`{path.relative_to(HERE.parent)}`" + (f", {minutes / 60:.0f} min" if minutes else "")
+        what = f"{m['epochs']} epochs" if "epochs" in m else "evaluation only"
+        label = f"ours: {path.parent.name} ({m.get('arch')}, {what}, {m.get('device', '?')})"
+        seconds = m.get("wall_time_s") if "epochs" in m else None
+        source = f"`{path.relative_to(HERE.parent)}`" + (f", {seconds / 60:.0f} min" if seconds else "")
         rows.append(_row(label, (m.get("val") or {}).get("acc"), (m.get("test") or {}).get("acc"),
                          m.get("tta", "none"), source))
     return rows
