@@ -41,6 +41,9 @@ class KillAt(pl.Callback):
 
 def main() -> None:
     where, at, sig, sep, *overrides = sys.argv[1:]
+    # A shell that starts a job in the background makes it ignore SIGINT, and Python keeps that; a
+    # Ctrl-C in a terminal reaches a process that has Python's default handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     assert sep == "--", __doc__
     fault = KillAt(where, int(at), sig)
     init = pl.Trainer.__init__
