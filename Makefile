@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import torch, torchvision, facenet_pytorch, emotion.train; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $@
 
-train: install ## The CPU recipe: VGG, bf16, about 75 min on 2 cores (FER2013_DIR=path; ARGS=…)
+train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, about 95 min on 2 cores (FER2013_DIR=path; ARGS=…)
 	$(PY) -m emotion.train experiment=vgg_cpu data.root=$(FER2013_DIR) $(ARGS)
 
 train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample
