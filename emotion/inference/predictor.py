@@ -80,7 +80,7 @@ class FaceEmotionPredictor:
         self._scored = _Tempered(self.model, self.temperature) if self.temperature != 1.0 else self.model
         self.margin = float(margin)
         self.align = bool(align)
-        self.tta = {True: "flip", False: "none"}.get(tta, tta) if isinstance(tta, bool) else str(tta)
+        self.tta = ("flip" if tta else "none") if isinstance(tta, bool) else str(tta)
         if self.tta not in TTA_MODES:
             raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
         if bf16 is None:
