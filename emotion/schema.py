@@ -172,9 +172,10 @@ TRAIN_RULES: list[Rule] = [
     Rule("callbacks.model_checkpoint.mode", one_of(("max", "min")), optional=True),
     Rule("callbacks.early_stopping.patience", integer(0), optional=True),
     Rule("callbacks.early_stopping.mode", one_of(("max", "min")), optional=True),
+    Rule("callbacks.ema.decay", number(0, 1, low_open=True), optional=True),
     Rule("seed", integer(0)),
     Rule("test", boolean),
-    Rule("tta", one_of(TTA_MODES)),
+    Rule("tta", one_of((*TTA_MODES, "auto"))),
     Rule("ckpt_path", text, optional=True),
     Rule("optimized_metric", text, optional=True),
 ]

@@ -28,7 +28,7 @@ from emotion.config import choose_precision
 from emotion.errors import EmotionError, TrainingInterrupted, quiet_library_warnings, user_errors_exit
 from emotion.history import EpochHistory
 from emotion.io import write_json
-from emotion.models import predict_proba
+from emotion.models import TTA_MODES, predict_proba
 from emotion.record import command_line, run_record, split_metrics
 from emotion.reporting.figures import plot_confusion_matrix, plot_prediction_grid
 from emotion.resume import (
@@ -164,11 +164,13 @@ def fit(run: _Run, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list
 
 def evaluate_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
     """Val for the record, then PrivateTest once, both on the best-on-val checkpoint, with the
-    test-time augmentation the config names (chosen before the run, not on these numbers).
+    test-time augmentation the config names, fixed before the run. ``tta: auto`` picks it here,
+    by PublicTest accuracy alone (:func:`choose_tta`).
 
     Returns:
-        The ``val`` and ``test`` split metrics (none when ``cfg.test`` is off), the best
-        checkpoint's path, and what Lightning logged.
+        The ``val`` and ``test`` split metrics (none when ``cfg.test`` is off; with ``tta: auto``
+        also ``tta_val_acc``, every mode's PublicTest accuracy), the best checkpoint's path, and
+        what Lightning logged.
     """
     ckpt_cb = next((c for c in run.callbacks if isinstance(c, ModelCheckpoint)), None)
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -177,12 +179,28 @@ def evaluate_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, tor
     if not run.cfg.get("test"):
         return {}, best, {}
     model, trainer, names = run.model, run.trainer, run.model.hparams.class_names
-    model.set_tta(run.cfg.get("tta", "none"))
+    splits: dict[str, Any] = {}
+    tta = run.cfg.get("tta", "none")
+    if tta == "auto":
+        splits["tta_val_acc"] = choose_tta(run, best)
+        tta = max(splits["tta_val_acc"], key=splits["tta_val_acc"].get)  # a tie keeps the cheaper mode
+        log.info("tta=%s: the best on PublicTest of %s", tta, splits["tta_val_acc"])
+    model.set_tta(tta)
     trainer.validate(model, datamodule=run.datamodule, ckpt_path=best, verbose=False)
-    splits = {"val": split_metrics(model.confusion["val"], names)}
+    splits["val"] = split_metrics(model.confusion["val"], names)
     trainer.test(model, datamodule=run.datamodule, ckpt_path=best, verbose=False)
     splits["test"] = split_metrics(model.confusion["test"], names)
     return splits, best, dict(trainer.callback_metrics)
+
+
+def choose_tta(run: _Run, best: str | None) -> dict[str, float]:
+    """PublicTest accuracy of the best checkpoint under each test-time augmentation, cheapest first."""
+    accs = {}
+    for mode in TTA_MODES:
+        run.model.set_tta(mode)
+        run.trainer.validate(run.model, datamodule=run.datamodule, ckpt_path=best, verbose=False)
+        accs[mode] = split_metrics(run.model.confusion["val"], run.model.hparams.class_names)["acc"]
+    return accs
 
 
 def write_record(run: _Run, record: dict[str, Any]) -> None:

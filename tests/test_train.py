@@ -13,7 +13,7 @@ import torch
 from emotion import EmotionClassifier, load_model
 from emotion.config import cpu_has_native_bf16
 from emotion.data import CLASS_NAMES
-from emotion.models import list_models
+from emotion.models import list_models, predict_proba
 from emotion.train import train
 from tests.conftest import ROOT, SHARED_FER, compose_cfg, needs_shared_fer, quick_overrides
 
@@ -182,3 +182,26 @@ def test_one_real_epoch_on_cpu(tmp_path):
     assert m["val"]["n"] == 3589 and m["test"]["n"] == 3589
     # One CPU epoch (LR still warming up) is well above uniform guessing (1/7); measured: 0.264.
     assert m["test"]["acc"] > 0.20
+
+
+def test_ema_run_tests_the_average_and_tta_auto_picks_on_val(tmp_path):
+    # fp32, so that the inference-side recount below is exact.
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "callbacks=ema", "callbacks.ema.decay=0.9",
+                                                "trainer.max_epochs=2", "trainer.precision=32-true", "tta=auto"))
+    _, objects = train(cfg)
+    m = objects["results"]
+    # Every mode was scored on val only, and the record's TTA is the best of them (ties: the cheaper).
+    assert list(m["tta_val_acc"]) == ["none", "flip", "tencrop"]
+    assert m["tta"] == max(m["tta_val_acc"], key=m["tta_val_acc"].get)
+    assert m["val"]["acc"] == pytest.approx(m["tta_val_acc"][m["tta"]])
+    # The best checkpoint holds the average (the raw weights only for resuming), and the test
+    # scored exactly what loading that checkpoint for inference gives.
+    ckpt = torch.load(m["checkpoint"], map_location="cpu", weights_only=False)
+    raw = ckpt["current_model_state"]
+    assert any(not torch.equal(v, raw[k]) for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    loaded = load_model(m["checkpoint"]).eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in objects["datamodule"].test_dataloader():
+            correct += int((predict_proba(loaded, x, m["tta"]).argmax(1) == y).sum())
+    assert correct == round(m["test"]["acc"] * m["test"]["n"])
