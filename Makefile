@@ -11,24 +11,42 @@ TORCH_PIN ?= torch==2.13.0 torchvision==0.28.0
 STAMP := $(VENV)/.installed
 FER2013_DIR ?= $(if $(wildcard ../shared/data/fer2013),../shared/data/fer2013,data/fer2013)
 ARGS ?=
+# `make bench-peers`: the `fer` package in an environment of its own, never a project dependency.
+PEERS_VENV ?= .venv-peers
+PEERS_PY := $(PEERS_VENV)/bin/python
+PEERS_PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PEERS_PY) -m pip
 
-.PHONY: help install train train-sample evaluate test test-slow test-all lint results accuracy-table clean
+.PHONY: help install bench-peers train train-sample evaluate test test-slow test-all lint results accuracy-table clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create .venv and install emotion (editable) with its dev extras
+install: $(STAMP) ## Create .venv and install emotion (editable) with its dev and onnx extras
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
 	# facenet-pytorch pins torch<=2.3, numpy<2 and Pillow<10.3; it needs none of that (its real
 	# needs are in pyproject.toml), so it must never be allowed to downgrade torch.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,onnx]'
 	$(PY) -c "import torch, torchvision, facenet_pytorch, emotion.train; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $@
 
-train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, about 95 min on 2 cores (FER2013_DIR=path; ARGS=…)
+# fer 25.10.3 declares facenet-pytorch (which would downgrade torch) and opencv-contrib (a second
+# cv2 beside our headless one); it imports neither beyond what is here. It still imports
+# pkg_resources, which setuptools 81 dropped.
+$(PEERS_VENV)/.installed: pyproject.toml Makefile
+	test -x $(PEERS_PY) || python3 -m venv $(PEERS_VENV)
+	$(PEERS_PIP) install -q $(TORCH_PIN) 'setuptools<81'
+	$(PEERS_PIP) install -q --no-deps facenet-pytorch==2.6.0 fer==25.10.3
+	$(PEERS_PIP) install -q -e . tensorflow-cpu==2.21.0
+	$(PEERS_PY) -c "import torch, facenet_pytorch, emotion; import tensorflow; from fer.fer import FER; print('fer ready')"
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed ## Our predictor beside the `fer` package, photos and PrivateTest (own venv)
+	$(PEERS_PY) experiments/bench_peers.py --data $(FER2013_DIR)
+
+train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, EMA, about 2 h on 2 cores (FER2013_DIR=path; ARGS=…)
 	$(PY) -m emotion.train experiment=vgg_cpu data.root=$(FER2013_DIR) $(ARGS)
 
 train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample

@@ -1,5 +1,6 @@
-"""Re-evaluate a checkpoint, or an ensemble of several:
-``python -m emotion.evaluate ckpt_path=…|[a.ckpt,b.ckpt,…] [split=test|val] [tta=none|flip|tencrop]``."""
+"""Re-evaluate a checkpoint, or an ensemble of several, on FER2013 or on any folder of class sub-folders:
+``python -m emotion.evaluate ckpt_path=…|[a.ckpt,b.ckpt,…] [split=test|val] [tta=none|flip|tencrop]
+[data.root=<folder> 'data.label_map={contempt: neutral}']``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
 from emotion.data.classes import SPLIT_NAMES
+from emotion.data.sources import is_test_set_folder, locate_source
 from emotion.errors import quiet_library_warnings, user_errors_exit
 from emotion.io import write_json
 from emotion.models import Ensemble
@@ -56,13 +58,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         params=sum(p.numel() for p in model.model.parameters()), tta=cfg.tta,
         checkpoint=str(Path(paths[0]).resolve()) if len(paths) == 1 else [str(Path(p).resolve()) for p in paths],
         started=start, device=device_name(cfg.trainer.get("accelerator")), commit=git_commit(),
-        command=command_line("emotion.evaluate", sys.argv[1:]), data_root=str(dm.root))
+        command=command_line("emotion.evaluate", sys.argv[1:]), data_root=str(dm.root),
+        skipped_images=dm.skipped, skipped_classes=dm.skipped_classes)
     out = Path(cfg.paths.output_dir)
     write_json(out / "metrics.json", results)
     acc = results[cfg.split]["acc"]
+    source = locate_source(dm.root)
+    what = f"{source.name} ({results[cfg.split]['n']} faces)" if is_test_set_folder(source) else SPLIT_NAMES[cfg.split]
     plot_confusion_matrix(results[cfg.split]["confusion_matrix"], names, out / "confusion_matrix.png",
-                          title=f"{results['arch']} {SPLIT_NAMES[cfg.split]} acc {acc:.2%} (tta={cfg.tta})")
-    print(f"{SPLIT_NAMES[cfg.split]} accuracy {acc:.4f}  macro-F1 {results[cfg.split]['f1_macro']:.4f}  "
+                          title=f"{results['arch']} {what} acc {acc:.2%} (tta={cfg.tta})")
+    if dm.skipped_classes:
+        print(f"skipped class folders with no FER2013 counterpart: {dm.skipped_classes} "
+              "(name them in data.label_map to keep them)")
+    print(f"{what} accuracy {acc:.4f}  macro-F1 {results[cfg.split]['f1_macro']:.4f}  "
           f"(tta={cfg.tta}) -> {out / 'metrics.json'}")
     return results
 

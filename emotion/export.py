@@ -1,10 +1,11 @@
 """Export a trained checkpoint as weights only (safetensors) plus a JSON of what made it.
 
     python -m emotion.export CKPT OUT_DIR --train-metrics RUN/metrics.json \
-        [--eval-metrics EVAL/metrics.json ...] [--calibrate-on FER2013_ROOT]
+        [--eval-metrics EVAL/metrics.json ...] [--calibrate-on FER2013_ROOT] [--onnx]
 
 ``--calibrate-on`` fits a softmax temperature on PublicTest (val) and reports the expected
 calibration error on PrivateTest before and after; the predictor divides logits by it.
+``--onnx`` also writes ``model.onnx`` (the same network for ONNX Runtime: ``--runtime onnx``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from emotion.calibration import expected_calibration_error, fit_temperature
-from emotion.checkpoint import export_model, load_model
+from emotion.checkpoint import ONNX_FILE, export_model, export_onnx, load_model
 from emotion.errors import EmotionError, user_errors_exit
 
 __all__ = ["main"]
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> Path:
         meta["calibration"] = calibrate(args.ckpt, args.calibrate_on)
         meta["temperature"] = meta["calibration"]["temperature"]
     out = export_model(args.ckpt, args.out_dir, **meta)
-    print(f"exported {args.ckpt} -> {out} (temperature {meta['temperature']})")
+    if args.onnx:
+        export_onnx(load_model(out, device="cpu"), out / ONNX_FILE)
+    print(f"exported {args.ckpt} -> {out} (temperature {meta['temperature']}" + (", with ONNX)" if args.onnx else ")"))
     return out
 
 
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-metrics", required=True, help="the training run's metrics.json")
     ap.add_argument("--eval-metrics", nargs="*", help="metrics.json files written by emotion.evaluate")
     ap.add_argument("--calibrate-on", metavar="FER2013_ROOT", help="fit a temperature on this data's PublicTest")
+    ap.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} for ONNX Runtime")
     args = ap.parse_args(argv)
     user_errors_exit(lambda: run(args))
 

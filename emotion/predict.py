@@ -25,6 +25,7 @@ from emotion.errors import EmotionError, first_line
 from emotion.inference import (
     DEFAULT_MIN_FACE,
     IMAGE_SUFFIXES,
+    RUNTIMES,
     SCHEMA_VERSION,
     VIDEO_SUFFIXES,
     FaceEmotionPredictor,
@@ -62,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
                          "means) or tencrop")
     ap.add_argument("--no-align", action="store_true", help="do not rotate faces to level the eyes")
+    ap.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                    help="run the classifier with torch or ONNX Runtime (CPU; default: %(default)s)")
+    ap.add_argument("--faces-are-crops", action="store_true",
+                    help="each image is one already-cropped face (e.g. FER2013's own): skip detection")
     ap.add_argument("--annotate-video", action="store_true", help="write an annotated copy of each video")
     ap.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs of images")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-image tables")
@@ -160,12 +165,15 @@ class _Run:
         if self.out.exists() and not self.out.is_dir():
             raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
         device = args.device
+        if args.runtime == "onnx" and device not in (None, "cpu"):
+            raise EmotionError(f"--runtime onnx runs on the CPU; drop --device {device} or use --runtime torch.")
         if device == "cuda":
             import torch
             if not torch.cuda.is_available():
                 raise EmotionError("--device cuda, but no CUDA GPU is available; use --device cpu.")
         self.predictor = FaceEmotionPredictor.from_checkpoint(
-            args.checkpoint, device=device, align=not args.no_align, tta=args.tta, min_face=args.min_face)
+            args.checkpoint, device=device, align=not args.no_align, tta=args.tta, min_face=args.min_face,
+            faces_are_crops=args.faces_are_crops, runtime=args.runtime)
         self.results: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
 
@@ -244,7 +252,9 @@ class _Run:
             "model": {"checkpoint": self.args.checkpoint or "bundled", "arch": p.model.hparams.get("arch"),
                       "class_names": p.class_names, "temperature": p.temperature},
             "settings": {"margin": p.margin, "align": p.align, "tta": p.tta, "min_face": p.detector.min_face,
-                         "min_score": p.detector.min_score, "every": self.args.every, "device": str(p.device)},
+                         "min_score": p.detector.min_score, "every": self.args.every, "device": str(p.device),
+                         "runtime": p.runtime,
+                         "faces_are_crops": p.faces_are_crops},
             "results": self.results,
             "errors": self.errors,
         })

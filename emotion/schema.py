@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from emotion.data.classes import SPLIT_NAMES
+from emotion.data.classes import SPLIT_NAMES, check_label_map
 from emotion.data.datamodule import BALANCE_MODES
 from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, list_models
@@ -132,6 +132,7 @@ _DATA = [
     Rule("data.seed", integer(0)),
     Rule("data.balance", one_of(BALANCE_MODES)),
     Rule("data.pin_memory", boolean),
+    Rule("data.label_map", check_label_map, optional=True),
 ]
 _TRAINER = [
     Rule("trainer.accelerator", accelerator),

@@ -7,12 +7,14 @@ import struct
 import time
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
 
 from emotion.config import ASSETS_DIR, CONFIG_DIR
 
@@ -100,3 +102,41 @@ def survivors(pgid: int, grace_s: float = 10.0) -> list[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
+
+
+def write_ck_style(root: Path) -> Path:
+    """A CK+-style folder (anger, sadness, contempt, …) of the sample's real PrivateTest faces,
+    blown up to photo size as RGB, RGBA and 16-bit grey PNGs."""
+    source = {"anger": ("angry", 2), "sadness": ("sad", 3), "contempt": ("neutral", 2), "happy": ("happy", 1),
+              "surprised": ("surprise", 1)}
+    for i, (name, (fer_class, n)) in enumerate(source.items()):
+        (root / name).mkdir(parents=True)
+        for j, path in enumerate(sorted((SAMPLE_ROOT / "test" / fer_class).glob("PrivateTest_*"))[:n]):
+            with Image.open(path) as im:
+                img = im.convert("L").resize((640, 490))
+            mode = ("RGB", "RGBA", "I;16")[(i + j) % 3]
+            img.convert(mode).save(root / name / f"S{j:03d}.png")
+    return root
+
+
+def wandb_records(path: Path) -> Iterator:
+    """The protobuf records of a W&B offline run file: a 7-byte header, then LevelDB-log blocks
+    (32 KiB; each record chunk has a 7-byte header: CRC, length, type FULL/FIRST/MIDDLE/LAST)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        buf = chunk if kind in (1, 2) else buf + chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(buf)
+            yield record

@@ -3,7 +3,8 @@
     python tests/faults.py WHERE AT SIGNAL -- [train overrides]
 
 WHERE is ``train`` (AT: a global step, before that batch), ``val`` (AT: an epoch, at its first
-validation batch) or ``test`` (the PrivateTest pass after training; AT is ignored); SIGNAL is
+validation batch), ``test`` (the PrivateTest pass after training; AT is ignored) or ``trial``
+(AT: which training run of a multirun, from 0, at its first batch: the sweep dies with it); SIGNAL is
 SIGKILL, SIGTERM or SIGINT, sent by the process to itself. The callback is added by wrapping
 ``Trainer.__init__``, so the overrides, and so the command that ``ckpt_path=last`` later matches,
 are the same as in a run without the fault.
@@ -21,12 +22,15 @@ import pytorch_lightning as pl
 class KillAt(pl.Callback):
     def __init__(self, where: str, at: int, sig: str) -> None:
         self.where, self.at, self.sig = where, at, getattr(signal, sig)
+        self.trainers = 0  # Trainers built so far in this process (one per run of a multirun)
 
     def _kill(self) -> None:
         os.kill(os.getpid(), self.sig)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.where == "train" and trainer.global_step == self.at:
+            self._kill()
+        if self.where == "trial" and self.trainers == self.at + 1:
             self._kill()
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
@@ -49,6 +53,7 @@ def main() -> None:
     init = pl.Trainer.__init__
 
     def with_fault(self, *args, callbacks=None, **kwargs):
+        fault.trainers += 1
         init(self, *args, callbacks=[*(callbacks or []), fault], **kwargs)
 
     pl.Trainer.__init__ = with_fault

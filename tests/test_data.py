@@ -15,7 +15,7 @@ from emotion.data.cache import cache_path, load_or_build
 from emotion.data.datamodule import stratified_split
 from emotion.data.sources import locate_source, read_source
 from emotion.errors import EmotionError
-from tests.conftest import SAMPLE_ROOT
+from tests.conftest import SAMPLE_ROOT, write_ck_style
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:
@@ -138,12 +138,51 @@ def test_empty_class_folder_is_named(tmp_path):
         read_source(locate_source(root))
 
 
-def test_unknown_class_folder_is_named(tmp_path):
+def test_unknown_class_folder_is_named_with_the_fix(tmp_path):
     root = write_tree(tmp_path, {"*": 1})
-    (root / "train/contempt").mkdir()
-    Image.new("L", (48, 48)).save(root / "train/contempt/Training_1.jpg")
-    with pytest.raises(EmotionError, match="unknown class folder .*contempt"):
+    (root / "train/bored").mkdir()
+    Image.new("L", (48, 48)).save(root / "train/bored/Training_1.jpg")
+    with pytest.raises(EmotionError, match=r"unknown class folder .*bored.*data\.label_map=\{bored: null\}"):
         read_source(locate_source(root))
+
+
+# -- another dataset's class folders as a test set --------------------------------------------------
+
+def test_class_folders_are_a_test_set_with_aliases_and_skipped_classes(tmp_path):
+    root = write_ck_style(tmp_path / "ck")
+    raw = read_source(locate_source(root))
+    assert raw.skipped_classes == {"contempt": 2}
+    assert raw.images.shape == (7, 48, 48) and set(raw.splits) == {2}  # all test
+    counts = np.bincount(raw.labels, minlength=7)
+    assert counts.tolist() == [2, 0, 0, 1, 3, 1, 0]  # angry, happy, sad, surprise
+
+
+def test_label_map_keeps_or_drops_classes(tmp_path):
+    root = write_ck_style(tmp_path / "ck")
+    raw = read_source(locate_source(root), {"Contempt": "neutral", "sadness": None})
+    assert raw.skipped_classes == {"sadness": 3}
+    assert np.bincount(raw.labels, minlength=7).tolist() == [2, 0, 0, 1, 0, 1, 2]
+    dm = FER2013DataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0,
+                           label_map={"contempt": 6})
+    assert dm.class_counts("test").tolist() == [2, 0, 0, 1, 3, 1, 2] and dm.skipped_classes == {}
+    # The map is part of the cache key: another map is not served the first one's labels.
+    dm2 = FER2013DataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    assert dm2.class_counts("test").tolist() == [2, 0, 0, 1, 3, 1, 0] and dm2.skipped_classes == {"contempt": 2}
+    again = FER2013DataModule(root=str(root), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    assert again.class_counts("test").tolist() == [2, 0, 0, 1, 3, 1, 0]  # from the cache, skips and all
+    assert again.skipped_classes == {"contempt": 2}
+    with pytest.raises(EmotionError, match="no val faces.*split=test"):
+        dm2.dataset("val")
+    with pytest.raises(EmotionError, match="no train faces"):
+        dm2.dataset("train")
+
+
+def test_bad_label_map_is_named():
+    from emotion.data.classes import check_label_map
+
+    assert check_label_map({"contempt": "neutral", "x": None, "y": 3}) is None
+    assert "not a FER2013 class" in check_label_map({"contempt": "smug"})
+    assert "mapping" in check_label_map(["contempt"])
 
 
 def test_corrupt_jpeg_is_skipped_with_a_warning(tmp_path):

@@ -16,8 +16,10 @@ from PIL import Image
 
 from emotion.checkpoint import export_model
 from emotion.data.classes import CLASS_NAMES
+from emotion.data.preprocess import to_fer_face
+from emotion.inference import FaceEmotionPredictor
 from emotion.predict import collect_inputs, main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLE_ROOT
 
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
 
@@ -115,6 +117,29 @@ def test_csv_no_faces_and_options_in_process(exported, tmp_path, capsys, monkeyp
     assert len(faces) == 6 and {r["label"] for r in faces} <= set(CLASS_NAMES)
     for r in faces:
         assert abs(sum(float(r[f"p_{c}"]) for c in CLASS_NAMES) - 1) < 1e-4
+
+
+def test_faces_are_crops_classifies_each_image_whole(exported, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for path in sorted((SAMPLE_ROOT / "test" / "happy").glob("*.jpg"))[:3]:
+        shutil.copy(path, crops / path.name)  # 48×48 grey: too small for the detector
+    with Image.open(path) as im:
+        im.convert("RGB").resize((200, 200)).save(crops / "big_rgb.png")
+    out = tmp_path / "out"
+    assert main([str(crops), "--checkpoint", str(exported), "--out", str(out), "--faces-are-crops",
+                 "--no-annotate", "--device", "cpu", "-q"]) == 0
+    doc = json.loads((out / "predictions.json").read_text())
+    assert doc["settings"]["faces_are_crops"] is True and len(doc["results"]) == 4
+    predictor = FaceEmotionPredictor.from_checkpoint(exported, device="cpu")
+    for r in doc["results"]:
+        (face,) = r["faces"]
+        w, h = r["size"]
+        assert face["box"] == [0, 0, w, h] and face["score"] == 1 and face["landmarks"] == []
+        with Image.open(r["path"]) as im:
+            expected = predictor.classify(to_fer_face(im)[None])[0]
+        assert np.allclose([face["probabilities"][c] for c in CLASS_NAMES], expected, atol=1e-5)
 
 
 def test_usage_errors_exit_2_without_traceback(tmp_path, capsys):

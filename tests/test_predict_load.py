@@ -87,6 +87,7 @@ def run_folder(tmp_path: Path, n_good: int) -> None:
 
 
 @needs_bundled
+@pytest.mark.slow  # over a minute on 2 cores: the default suite must stay near 10 min
 @pytest.mark.timeout(900)
 def test_thousand_images_with_five_corrupt(tmp_path):
     """995 good images + 5 bad ones; ~30 s on a busy 2-core CPU (MTCNN at 160×160, one thread)."""

@@ -60,6 +60,7 @@ def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # five CLI processes; the loaders' own refusal is in the default suite
 def test_clis_refuse_code_in_checkpoints(tiny_checkpoint, tmp_path):
     path, marker = make_evil_checkpoint(tiny_checkpoint, tmp_path)
     photo = ROOT / "tests" / "assets" / "sample_faces.jpg"

@@ -4,8 +4,9 @@ W&B offline), and the W&B sweep definition turned into commands exactly as ``wan
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -13,7 +14,8 @@ from omegaconf import OmegaConf
 
 from emotion.config import CONFIG_DIR
 from emotion.report import write_report
-from tests.conftest import ROOT, compose_cfg
+from emotion.reporting.sweep import job_dirs
+from tests.conftest import ROOT, compose_cfg, wandb_records
 from tests.test_train import run_cli
 
 FAST = ["trainer.fast_dev_run=true", "data=fer2013_sample", "data.num_workers=0", "data.batch_size=16",
@@ -24,34 +26,11 @@ WANDB_SWEEP = ROOT / "experiments" / "sweeps" / "fer_bayes.yaml"
 
 
 def _jobs(sweep: Path) -> list[Path]:
-    return sorted((d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
+    return job_dirs(sweep)
 
 
 def _overrides(job: Path) -> dict[str, str]:
     return dict(str(o).split("=", 1) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml"))
-
-
-def _wandb_records(path: Path) -> Iterator:
-    """The protobuf records of a W&B offline run file: a 7-byte header, then LevelDB-log blocks
-    (32 KiB; each record chunk has a 7-byte header: CRC, length, type FULL/FIRST/MIDDLE/LAST)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 0:
-            continue
-        buf = chunk if kind in (1, 2) else buf + chunk
-        if kind in (1, 4):
-            record = pb.Record()
-            record.ParseFromString(buf)
-            yield record
 
 
 def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path, monkeypatch):
@@ -65,7 +44,7 @@ def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr[-3000:]
 
     jobs = _jobs(sweep)
-    assert [j.name for j in jobs] == ["0", "1"]
+    assert [j.name.rpartition("_")[2] for j in jobs] == ["0", "1"]  # <sweep start>_<job>
     metrics = [json.loads((j / "metrics.json").read_text()) for j in jobs]
     assert all(isinstance(m["val_acc_best"], float) and m["test"]["n"] == 16 for m in metrics)
     searched = {"model.lr", "model.weight_decay", "model.label_smoothing", "model.mixup_alpha"}
@@ -89,12 +68,49 @@ def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path, monkeypatch):
     groups = []
     for job, params in zip(jobs, trial_params):
         (run_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
-        records = list(_wandb_records(run_file))
+        records = list(wandb_records(run_file))
         groups += [rec.run.run_group for rec in records if rec.WhichOneof("record_type") == "run"]
         config = {item.key: json.loads(item.value_json) for rec in records
                   if rec.WhichOneof("record_type") == "config" for item in rec.config.update}
         assert config["model"]["lr"] == pytest.approx(float(params["model.lr"]))
-    assert len(groups) == 2 and groups[0] == groups[1] and groups[0].startswith("fer_optuna_")
+    assert groups == ["optuna_fer_optuna"] * 2  # one group per study
+
+
+@pytest.mark.slow  # three sweeps of up to 3 trials: about 40 s on 2 cores
+def test_optuna_study_persists_and_resumes_after_the_sweep_is_killed(tmp_path):
+    import optuna
+
+    sweep = tmp_path / "study"
+    args = ["-m", "hparams_search=fer_optuna", "hydra.sweeper.n_trials=3", "model=mini_xception", "logger=csv",
+            *FAST, f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
+    # The second trial kills the whole sweep (the basic launcher runs trials in its own process).
+    killed = subprocess.run([sys.executable, str(ROOT / "tests" / "faults.py"), "trial", "1", "SIGKILL", "--",
+                             *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    storage = f"sqlite:///{sweep}/optuna.db"
+    assert [t.state.name for t in optuna.load_study(study_name="fer_optuna", storage=storage).trials] == \
+        ["COMPLETE", "RUNNING"]
+
+    r = run_cli("emotion.train", *args)  # the same command again
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "left running by an interrupted sweep: marked failed" in r.stdout + r.stderr
+    study = optuna.load_study(study_name="fer_optuna", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    jobs = _jobs(sweep)  # both sweeps' job folders, in the study's folder, in trial order
+    assert len(jobs) == 4 and len({j.name.rpartition("_")[0] for j in jobs}) == 2
+    assert [(j / "metrics.json").exists() for j in jobs] == [True, False, True, True]
+    values = [json.loads((j / "metrics.json").read_text())["val_acc_best"] for j in jobs
+              if (j / "metrics.json").exists()]
+    assert [t.value for t in study.trials if t.value is not None] == pytest.approx(values)
+    best = OmegaConf.to_container(OmegaConf.load(sweep / "best_trial.yaml"))
+    assert best["value"] == pytest.approx(max(values)) == pytest.approx(study.best_value)
+    assert json.loads((Path(best["job_dir"]) / "metrics.json").read_text())["val_acc_best"] == \
+        pytest.approx(study.best_value)
+
+    again = run_cli("emotion.train", *args)  # a finished study runs nothing more, and reports the same
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(optuna.load_study(study_name="fer_optuna", storage=storage).trials) == 4
+    assert OmegaConf.to_container(OmegaConf.load(sweep / "best_trial.yaml")) == best
 
 
 def test_plain_multirun_writes_one_folder_per_job(tmp_path):
@@ -156,6 +172,7 @@ def test_wandb_sweep_definition_drives_train_with_hydra_overrides(tmp_path):
 
 
 def test_hparams_search_config_composes_for_a_single_run(tmp_path):
-    cfg = compose_cfg(tmp_path, ["hparams_search=fer_optuna", "logger=wandb"])
+    cfg = compose_cfg(tmp_path, ["hparams_search=fer_optuna", "logger=wandb"], resolve=False)
     assert cfg.optimized_metric == "val/acc_best"
-    assert cfg.logger.wandb.group.startswith("fer_optuna_")
+    # One W&B group per study (resolved by Hydra in a real run: test_optuna_sweep_runs_trials_…).
+    assert OmegaConf.to_container(cfg.logger.wandb)["group"] == "optuna_${hydra:sweeper.study_name}"

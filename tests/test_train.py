@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,15 @@ from emotion.config import cpu_has_native_bf16
 from emotion.data import CLASS_NAMES
 from emotion.models import list_models, predict_proba
 from emotion.train import train
-from tests.conftest import ROOT, SHARED_FER, compose_cfg, needs_shared_fer, quick_overrides
+from tests.conftest import (
+    ROOT,
+    SHARED_FER,
+    compose_cfg,
+    needs_shared_fer,
+    quick_overrides,
+    wandb_records,
+    write_ck_style,
+)
 
 
 def run_cli(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -100,12 +109,19 @@ def test_export_round_trip(tiny_checkpoint, tmp_path):
 def test_wandb_offline_run_writes_its_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=1", "logger=wandb"))
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=2", "logger=wandb",
+                                                "logger.wandb.log_model=true"))
     assert cfg.logger.wandb.offline is True
-    train(cfg)
+    _, objects = train(cfg)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    assert any(runs[0].glob("run-*.wandb"))  # the run's log of metrics, config and images
+    (run_file,) = runs[0].glob("run-*.wandb")  # the run's log of metrics, config and images
+    # log_model offline (which Lightning's own logger refuses): the best checkpoint is a model
+    # artifact kept in the run folder for `wandb sync`.
+    artifacts = [r.artifact for r in wandb_records(run_file) if r.WhichOneof("record_type") == "artifact"]
+    assert artifacts and {a.type for a in artifacts} == {"model"}  # Lightning's: the best, and last.ckpt
+    (best,) = [a for a in artifacts if "best" in a.aliases]
+    assert json.loads(best.metadata)["original_filename"] == Path(objects["results"]["checkpoint"]).name
 
 
 def test_class_weighted_loss_reaches_the_model(tmp_path):
@@ -124,6 +140,27 @@ def test_evaluate_cli_with_tta(tiny_checkpoint, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["tta"] == "flip" and m["val"]["n"] == 70 and "test" not in m
     assert "PublicTest accuracy" in r.stdout
+
+
+@pytest.mark.slow  # three CLI processes; the reader and datamodule are tested in the default suite
+def test_evaluate_cli_on_another_datasets_class_folders(tiny_checkpoint, tmp_path):
+    root = write_ck_style(tmp_path / "ck")
+    common = (f"ckpt_path={tiny_checkpoint}", f"data.root={root}", f"data.cache_dir={tmp_path}",
+              "trainer.enable_progress_bar=false")
+    r = run_cli("emotion.evaluate", *common, f"hydra.run.dir={tmp_path / 'a'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["test"]["n"] == 7 and m["skipped_classes"] == {"contempt": 2}
+    assert sum(map(sum, m["test"]["confusion_matrix"])) == 7 and list(m["test"]["per_class_acc"]) == list(CLASS_NAMES)
+    assert "skipped class folders with no FER2013 counterpart: {'contempt': 2}" in r.stdout
+    assert "ck (7 faces) accuracy" in r.stdout
+    r = run_cli("emotion.evaluate", *common, "data.label_map={contempt: neutral}", f"hydra.run.dir={tmp_path / 'b'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert m["test"]["n"] == 9 and m["skipped_classes"] == {}
+    r = run_cli("emotion.evaluate", *common, "split=val", f"hydra.run.dir={tmp_path / 'c'}")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "evaluate it with split=test" in r.stderr and not (tmp_path / "c" / "metrics.json").exists()
 
 
 def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):

@@ -6,7 +6,7 @@ import functools
 import logging
 import os
 import random
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
@@ -83,12 +83,14 @@ class FER2013DataModule(pl.LightningDataModule):
         balance: ``none``, ``sampler`` (class-balanced sampling) or ``loss`` (expose
             :attr:`class_weights` for a weighted loss).
         pin_memory: pin host memory for faster GPU transfers.
+        label_map: class-folder names → FER2013 classes (``None``: skip that folder), for other
+            datasets' folders; see :func:`emotion.data.classes.class_id` for the built-in aliases.
     """
 
     def __init__(self, root: str, cache_dir: str | None = None, batch_size: int = 64,
                  num_workers: int = 2, image_size: int = FER_SIZE, augment: Callable | None = None,
                  val_fraction: float = 0.1, seed: int = 42, balance: str = "none",
-                 pin_memory: bool = True) -> None:
+                 pin_memory: bool = True, label_map: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if balance not in BALANCE_MODES:
             raise EmotionError(f"data.balance={balance!r}: choose one of {', '.join(BALANCE_MODES)}.")
@@ -102,12 +104,14 @@ class FER2013DataModule(pl.LightningDataModule):
         self.seed = seed
         self.balance = balance
         self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.label_map = dict(label_map or {})
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.skipped = 0
+        self.skipped_classes: dict[str, int] = {}
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> RawFER:
-        return load_or_build(locate_source(self.root), self.cache_dir)
+        return load_or_build(locate_source(self.root), self.cache_dir, self.label_map)
 
     def prepare_data(self) -> None:
         """Decode and cache once (rank 0 only under DDP)."""
@@ -117,10 +121,10 @@ class FER2013DataModule(pl.LightningDataModule):
         if self.arrays:
             return
         raw = self._load()
-        self.skipped = raw.skipped
+        self.skipped, self.skipped_classes = raw.skipped, raw.skipped_classes
         split_of = raw.splits.copy()
         train_code, val_code = SPLITS.index("train"), SPLITS.index("val")
-        if not (split_of == val_code).any():
+        if not (split_of == val_code).any() and (split_of == train_code).any():
             # No PublicTest in the source: hold out a seeded, stratified part of train.
             train_idx = np.flatnonzero(split_of == train_code)
             held = stratified_split(raw.labels[train_idx], self.val_fraction, self.seed)
@@ -129,8 +133,6 @@ class FER2013DataModule(pl.LightningDataModule):
         for code, name in enumerate(SPLITS):
             sel = split_of == code
             self.arrays[name] = (raw.images[sel], raw.labels[sel])
-        if len(self.arrays["train"][1]) == 0:
-            raise EmotionError(f"'{self.root}' has no training images (Training_* files or a train/ folder).")
 
     # -- statistics ------------------------------------------------------------
     def class_counts(self, split: str = "train") -> np.ndarray:
@@ -152,6 +154,11 @@ class FER2013DataModule(pl.LightningDataModule):
         """The faces of ``split`` (``train``, ``val`` or ``test``) as a dataset."""
         self.setup()
         images, labels = self.arrays[split]
+        if len(labels) == 0:
+            raise EmotionError(f"'{self.root}' has no {split} faces. " + {
+                "train": "Training needs Training_* files or a train/ folder.",
+                "val": "A folder of class sub-folders is read as one test set: evaluate it with split=test.",
+                "test": "It has no PrivateTest rows or test/ folder: train with test=false, or add them."}[split])
         return FaceDataset(images, labels, self.image_size, self.augment if augment else None)
 
     def _loader(self, ds: Dataset, sampler: EpochSampler | None = None) -> DataLoader:

@@ -3,7 +3,9 @@
 * the original challenge file ``fer2013.csv`` (``emotion,pixels,Usage``), torchvision's
   ``icml_face_data.csv`` (same columns, padded names) and ``train.csv`` (no ``Usage``);
 * the Kaggle image-folder tree ``train|test/<class>/*.jpg`` whose file-name prefixes
-  (``Training_``, ``PublicTest_``, ``PrivateTest_``) carry the original split.
+  (``Training_``, ``PublicTest_``, ``PrivateTest_``) carry the original split;
+* any folder of class sub-folders ``<class>/*`` (another dataset's faces, of any size and mode):
+  a test set. Class names go through :func:`emotion.data.classes.class_id` and a label map.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from emotion.data.classes import CLASS_NAMES, SPLITS, USAGE_TO_SPLIT
+from emotion.data.classes import CLASS_ALIASES, CLASS_NAMES, SPLITS, USAGE_TO_SPLIT, class_id
 from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, IMAGE_SUFFIXES, MAX_SIDE, to_fer_face
 from emotion.errors import EmotionError
 
-__all__ = ["RawFER", "locate_source", "source_fingerprint", "read_source", "MISSING_DATA_HELP"]
+__all__ = ["RawFER", "locate_source", "source_fingerprint", "read_source", "is_test_set_folder",
+           "MISSING_DATA_HELP"]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,12 @@ class RawFER:
     labels: np.ndarray  # (N,) uint8 class ids
     splits: np.ndarray  # (N,) uint8 indices into SPLITS
     skipped: int = 0  # unreadable images left out
+    #: images left out per class folder with no FER2013 counterpart (e.g. CK+'s contempt)
+    skipped_classes: dict[str, int] = field(default_factory=dict)
 
 
 def locate_source(root: str | os.PathLike) -> Path:
-    """Find the data under ``root``: an image-folder tree or a CSV file.
+    """Find the data under ``root``: a CSV file, a split tree, or a folder of class sub-folders.
 
     Raises:
         EmotionError: if nothing usable is there.
@@ -68,8 +74,11 @@ def locate_source(root: str | os.PathLike) -> Path:
     for name in CSV_NAMES:
         if (path / name).is_file():
             return path / name
+    if any(p.is_dir() for p in path.iterdir()):
+        return path  # split folders without train/, or class folders: read_folder tells which
     raise EmotionError(
-        f"'{path}' holds neither a train/ folder nor one of {', '.join(CSV_NAMES)}. {MISSING_DATA_HELP}"
+        f"'{path}' holds neither a train/ folder, class sub-folders, nor one of {', '.join(CSV_NAMES)}. "
+        f"{MISSING_DATA_HELP}"
     )
 
 
@@ -89,23 +98,23 @@ def source_fingerprint(source: Path) -> str:
     return h.hexdigest()
 
 
-def read_source(source: Path) -> RawFER:
-    """Decode a source found by :func:`locate_source`."""
-    return read_csv(source) if source.is_file() else read_folder(source)
+def read_source(source: Path, label_map: Mapping[str, Any] | None = None) -> RawFER:
+    """Decode a source found by :func:`locate_source` (``label_map``: see :func:`read_folder`)."""
+    return read_csv(source) if source.is_file() else read_folder(source, label_map)
 
 
 # ---------------------------------------------------------------- folder tree
 
-def _class_id(folder: Path) -> int:
-    name = folder.name.lower()
-    if name in CLASS_NAMES:
-        return CLASS_NAMES.index(name)
-    if name.isdigit() and int(name) < len(CLASS_NAMES):
-        return int(name)
-    raise EmotionError(
-        f"unknown class folder '{folder}': expected one of {', '.join(CLASS_NAMES)} (or 0-6). "
-        "Rename or remove it."
-    )
+def _class_id(folder: Path, label_map: Mapping[str, Any] | None) -> int | None:
+    try:
+        return class_id(folder.name, label_map)
+    except KeyError:
+        aliases = ", ".join(f"{a}→{c}" for a, c in CLASS_ALIASES.items())
+        raise EmotionError(
+            f"unknown class folder '{folder}': expected one of {', '.join(CLASS_NAMES)} (or 0-6), or an alias "
+            f"({aliases}). Name it in a label map, e.g. 'data.label_map={{{folder.name}: neutral}}', "
+            f"or 'data.label_map={{{folder.name}: null}}' to skip it."
+        ) from None
 
 
 def _split_of(file_name: str, folder_split: str) -> str:
@@ -124,21 +133,40 @@ def _decode(path: str) -> np.ndarray | None:
         return None
 
 
-def read_folder(root: Path) -> RawFER:
-    """Read ``root/{train,val,test}/<class>/*``; file-name prefixes override the folder's split."""
+def _images_in(folder: Path) -> list[str]:
+    return sorted(f for f in os.listdir(folder) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def is_test_set_folder(source: Path) -> bool:
+    """Whether ``source`` is a folder of class sub-folders (read as one test set), not a split tree."""
+    return source.is_dir() and not any(p.is_dir() and p.name.lower() in FOLDER_SPLITS for p in source.iterdir())
+
+
+def read_folder(root: Path, label_map: Mapping[str, Any] | None = None) -> RawFER:
+    """Read ``root/{train,val,test}/<class>/*``, or ``root/<class>/*`` as a test set.
+
+    File-name prefixes (``PublicTest_`` …) override the folder's split. Images of any size and mode
+    become 48×48 grey faces (:func:`~emotion.data.preprocess.to_fer_face`). ``label_map`` maps
+    folder names to FER2013 classes (``None``: skip the folder); a class with no FER2013
+    counterpart that it does not name is skipped and counted in ``skipped_classes``.
+    """
     files: list[str] = []
     labels: list[int] = []
     splits: list[int] = []
-    for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        folder_split = FOLDER_SPLITS.get(split_dir.name.lower())
-        if folder_split is None:
-            continue  # unrelated folders (e.g. a cache) are ignored
+    skipped_classes: dict[str, int] = {}
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    # Unrelated folders beside the split folders (e.g. a cache) are ignored.
+    trees = [(p, FOLDER_SPLITS[p.name.lower()]) for p in subdirs if p.name.lower() in FOLDER_SPLITS]
+    for split_dir, folder_split in [(root, "test")] if is_test_set_folder(root) else trees:
         class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
         if not class_dirs:
             raise EmotionError(f"'{split_dir}' has no class folders; expected {split_dir}/<class>/*.jpg.")
         for class_dir in class_dirs:
-            cid = _class_id(class_dir)
-            names = sorted(f for f in os.listdir(class_dir) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+            cid = _class_id(class_dir, label_map)
+            names = _images_in(class_dir)
+            if cid is None:
+                skipped_classes[class_dir.name] = skipped_classes.get(class_dir.name, 0) + len(names)
+                continue
             if not names:
                 raise EmotionError(
                     f"class folder '{class_dir}' holds no images. Add its images or remove the folder."
@@ -147,6 +175,9 @@ def read_folder(root: Path) -> RawFER:
                 files.append(os.path.join(class_dir, name))
                 labels.append(cid)
                 splits.append(SPLITS.index(_split_of(name, folder_split)))
+    if skipped_classes:
+        log.warning("skipped class folders with no FER2013 counterpart under '%s': %s (name them in "
+                    "data.label_map to keep them)", root, skipped_classes)
     # PIL releases the GIL while decoding, so threads give a real speed-up here.
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         decoded = list(pool.map(_decode, files, chunksize=256))
@@ -164,6 +195,7 @@ def read_folder(root: Path) -> RawFER:
         labels=np.asarray(labels, dtype=np.uint8)[keep],
         splits=np.asarray(splits, dtype=np.uint8)[keep],
         skipped=len(bad),
+        skipped_classes=skipped_classes,
     )
 
 

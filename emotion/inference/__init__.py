@@ -14,7 +14,8 @@ from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from emotion.inference.images import MAX_PIXELS, load_image
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import SCHEMA_VERSION, FaceResult, ImageResult
+from emotion.inference.runtime import RUNTIMES, OnnxClassifier, load_classifier
 
 __all__ = ["FaceEmotionPredictor", "FaceResult", "ImageResult", "FaceDetector", "Detections",
            "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "DEFAULT_MIN_FACE", "MAX_PIXELS",
-           "SCHEMA_VERSION", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
+           "SCHEMA_VERSION", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "RUNTIMES", "OnnxClassifier", "load_classifier"]

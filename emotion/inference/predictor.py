@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from emotion.checkpoint import load_model
 from emotion.config import cpu_has_native_bf16
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
@@ -19,6 +18,7 @@ from emotion.inference.crop import DEFAULT_MARGIN, crop_face
 from emotion.inference.detect import DEFAULT_MIN_FACE, DETECT_MAX_SIDE, Detections, FaceDetector
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
+from emotion.inference.runtime import load_classifier
 from emotion.models.tta import TTA_MODES, predict_proba
 
 __all__ = ["FaceEmotionPredictor"]
@@ -53,7 +53,8 @@ class FaceEmotionPredictor:
 
     Args:
         model: a trained classifier returning logits, as :func:`~emotion.load_model` gives (its
-            ``hparams`` and ``meta`` are read when present).
+            ``hparams`` and ``meta`` are read when present), or its ONNX Runtime twin
+            (:class:`~emotion.inference.runtime.OnnxClassifier`).
         margin: context around the detector's box, per side, as a fraction of its longer side.
         align: rotate each face so the eye line is horizontal.
         tta: test-time augmentation of each face: ``none``, ``flip`` (with its mirror image) or
@@ -64,14 +65,17 @@ class FaceEmotionPredictor:
         max_pixels: refuse images larger than this (decompression-bomb guard; ``None``: no limit).
         bf16: run the classifier under bf16 autocast; ``None``: where the device computes bf16
             natively (a CPU with AVX-512 BF16 or AMX, a bf16 GPU), which is several times faster.
+        faces_are_crops: each image is one already-cropped face (a folder like FER2013's own):
+            no detection, margin or alignment; its box is the whole image, with score 1.
     """
 
     def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
                  tta: str | bool = "none", min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
                  detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
-                 bf16: bool | None = None) -> None:
+                 bf16: bool | None = None, faces_are_crops: bool = False) -> None:
         self.model = model.eval()
-        self.device = next(model.parameters()).device
+        self.runtime: str = getattr(model, "runtime", "torch")
+        self.device = model.device if hasattr(model, "device") else next(model.parameters()).device
         hparams = getattr(model, "hparams", {})
         self.class_names: list[str] = list(hparams.get("class_names") or CLASS_NAMES)
         self.input_size = int(hparams.get("input_size", FER_SIZE))
@@ -86,22 +90,25 @@ class FaceEmotionPredictor:
         if bf16 is None:
             bf16 = (torch.cuda.is_bf16_supported() if self.device.type == "cuda"
                     else self.device.type == "cpu" and cpu_has_native_bf16())
-        self.bf16 = bool(bf16)
+        self.bf16 = bool(bf16) and self.runtime == "torch"  # ONNX Runtime runs the graph as exported
         self.max_pixels = max_pixels
+        self.faces_are_crops = bool(faces_are_crops)
         self.detector = FaceDetector(self.device, min_face=min_face, min_score=min_score,
                                      max_side=detect_max_side)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                        **kwargs: Any) -> "FaceEmotionPredictor":
+                        runtime: str = "torch", **kwargs: Any) -> "FaceEmotionPredictor":
         """Load a ``.ckpt`` or an exported model folder (``None``: the bundled model) and wrap it.
 
         Args:
             path: checkpoint or exported folder; ``None`` for ``emotion/assets/default_model``.
-            device: ``cpu``, ``cuda``, … (default: the best available).
+            device: ``cpu``, ``cuda``, … (default: the best available; ``onnx`` runs on the CPU).
+            runtime: ``torch``, or ``onnx`` for ONNX Runtime
+                (see :func:`~emotion.inference.runtime.load_classifier`).
             **kwargs: passed to the constructor (``margin``, ``align``, ``tta``, ``min_face``, …).
         """
-        return cls(load_model(path, device=device), **kwargs)
+        return cls(load_classifier(path, runtime=runtime, device=device), **kwargs)
 
     # -- the steps ---------------------------------------------------------------------
     def faces(self, image: Image.Image, detections: Detections) -> np.ndarray:
@@ -123,10 +130,14 @@ class FaceEmotionPredictor:
     def predict_rgb(self, image: Image.Image, path: str | None = None, frame: int | None = None,
                     time_s: float | None = None) -> ImageResult:
         """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
-        det = self.detector(image)
-        faces = self.faces(image, det)
-        probs = self.classify(faces)
         w, h = image.size
+        if self.faces_are_crops:
+            det = Detections(np.array([[0.0, 0.0, w, h]]), np.ones(1), np.zeros((1, 0, 2)))
+            faces = to_fer_face(image)[None]
+        else:
+            det = self.detector(image)
+            faces = self.faces(image, det)
+        probs = self.classify(faces)
         results = []
         # Left to right, so that the numbers on a figure read naturally.
         for i in sorted(range(len(det)), key=lambda k: (det.boxes[k, 0] + det.boxes[k, 2], det.boxes[k, 1])):
@@ -162,5 +173,7 @@ class FaceEmotionPredictor:
 
     def __repr__(self) -> str:
         arch = getattr(self.model, "hparams", {}).get("arch", type(self.model).__name__)
-        return (f"FaceEmotionPredictor(arch={arch!r}, device={self.device}, margin={self.margin}, "
-                f"align={self.align}, tta={self.tta!r}, bf16={self.bf16}, temperature={self.temperature})")
+        return (f"FaceEmotionPredictor(arch={arch!r}, runtime={self.runtime!r}, device={self.device}, "
+                f"margin={self.margin}, "
+                f"align={self.align}, tta={self.tta!r}, bf16={self.bf16}, temperature={self.temperature}"
+                + (", faces_are_crops=True)" if self.faces_are_crops else ")"))

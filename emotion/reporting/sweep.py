@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from emotion.io import atomic_path
 from emotion.record import command_line
 
-__all__ = ["BestTrialReport", "SweepWandbGroup", "best_trial", "RESULTS_FILE", "BEST_FILE"]
+__all__ = ["BestTrialReport", "SweepWandbGroup", "best_trial", "job_dirs", "RESULTS_FILE", "BEST_FILE"]
 
 #: Written by the Optuna sweeper into the sweep folder.
 RESULTS_FILE = "optimization_results.yaml"
@@ -25,9 +25,14 @@ def _overrides(job_dir: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
-def _job_dirs(sweep_dir: Path) -> list[Path]:
-    jobs = [d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit()]
-    return sorted(jobs, key=lambda d: int(d.name))
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep, in launch order: ``<n>``, or ``<sweep start>_<n>`` for a study
+    that several sweeps added to (``conf/hparams_search/fer_optuna.yaml``)."""
+    def order(d: Path) -> tuple[str, int]:
+        start, _, n = d.name.rpartition("_")
+        return (start, int(n)) if n.isdigit() else (d.name, -1)
+
+    return sorted((d for d in sweep_dir.iterdir() if (d / ".hydra" / "overrides.yaml").is_file()), key=order)
 
 
 def best_trial(sweep_dir: str | Path) -> dict[str, Any] | None:
@@ -47,7 +52,7 @@ def best_trial(sweep_dir: str | Path) -> dict[str, Any] | None:
         return None
     params = {str(k): v for k, v in results["best_params"].items()}
     wanted = {f"{k}={v}" for k, v in params.items()}  # as the sweeper formatted the trial's overrides
-    job_dir = next((d for d in _job_dirs(sweep_dir) if wanted <= set(_overrides(d))), None)
+    job_dir = next((d for d in job_dirs(sweep_dir) if wanted <= set(_overrides(d))), None)
     # The job's own overrides also carry the fixed ones given on the command line (data.root=…);
     # hparams_search is left out so that the command trains once instead of starting a new sweep.
     overrides = (_overrides(job_dir) if job_dir is not None else sorted(wanted))
