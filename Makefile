@@ -34,12 +34,13 @@ $(STAMP): pyproject.toml Makefile
 
 # fer 25.10.3 declares facenet-pytorch (which would downgrade torch) and opencv-contrib (a second
 # cv2 beside our headless one); it imports neither beyond what is here. It still imports
-# pkg_resources, which setuptools 81 dropped.
+# pkg_resources, which setuptools 81 dropped, and cv2.CascadeClassifier, which OpenCV 5 moved out of
+# the main package (fer checks for it even with mtcnn=True).
 $(PEERS_VENV)/.installed: pyproject.toml Makefile
 	test -x $(PEERS_PY) || python3 -m venv $(PEERS_VENV)
 	$(PEERS_PIP) install -q $(TORCH_PIN) 'setuptools<81'
 	$(PEERS_PIP) install -q --no-deps facenet-pytorch==2.6.0 fer==25.10.3
-	$(PEERS_PIP) install -q -e . tensorflow-cpu==2.21.0
+	$(PEERS_PIP) install -q -e . tensorflow-cpu==2.21.0 'opencv-python-headless<5'
 	$(PEERS_PY) -c "import torch, facenet_pytorch, emotion; import tensorflow; from fer.fer import FER; print('fer ready')"
 	touch $@
 
