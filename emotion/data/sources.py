@@ -154,10 +154,11 @@ def read_folder(root: Path, label_map: Mapping[str, Any] | None = None) -> RawFE
     labels: list[int] = []
     splits: list[int] = []
     skipped_classes: dict[str, int] = {}
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-    # Unrelated folders beside the split folders (e.g. a cache) are ignored.
-    trees = [(p, FOLDER_SPLITS[p.name.lower()]) for p in subdirs if p.name.lower() in FOLDER_SPLITS]
-    for split_dir, folder_split in [(root, "test")] if is_test_set_folder(root) else trees:
+    # Unrelated folders beside the split folders (e.g. a cache) are ignored; with no split folder at
+    # all, root is one test set of class folders (what is_test_set_folder says).
+    trees = [(p, FOLDER_SPLITS[p.name.lower()]) for p in sorted(root.iterdir())
+             if p.is_dir() and p.name.lower() in FOLDER_SPLITS]
+    for split_dir, folder_split in trees or [(root, "test")]:
         class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
         if not class_dirs:
             raise EmotionError(f"'{split_dir}' has no class folders; expected {split_dir}/<class>/*.jpg.")
