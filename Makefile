@@ -47,7 +47,7 @@ $(PEERS_VENV)/.installed: pyproject.toml Makefile
 bench-peers: $(PEERS_VENV)/.installed ## Our predictor beside the `fer` package, photos and PrivateTest (own venv)
 	$(PEERS_PY) experiments/bench_peers.py --data $(FER2013_DIR)
 
-train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, EMA, about 2 h on 2 cores (FER2013_DIR=path; ARGS=…)
+train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, EMA, 40 epochs, about 1.5 h on 2 cores (FER2013_DIR=path; ARGS=…)
 	$(PY) -m emotion.train experiment=vgg_cpu data.root=$(FER2013_DIR) $(ARGS)
 
 train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample
