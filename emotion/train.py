@@ -24,6 +24,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import read_checkpoint
+from emotion.cluster import requeued_checkpoint, shared_run_name
 from emotion.config import choose_precision
 from emotion.errors import EmotionError, TrainingInterrupted, quiet_library_warnings, user_errors_exit
 from emotion.history import EpochHistory
@@ -56,6 +57,9 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 def _resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """The checkpoint to resume from, checked: a truncated or unsafe file is refused here in one line."""
     path = cfg.get("ckpt_path")
+    if path is None and (requeued := requeued_checkpoint(Path(cfg.paths.output_dir))) is not None:
+        log.info("SLURM requeued this job: going on from %s", requeued)
+        path = requeued
     if path == "last":
         path = Path(cfg.paths.output_dir) / LAST_CKPT
         if not path.is_file():
@@ -137,6 +141,9 @@ def build(cfg: DictConfig, ckpt_path: str | None) -> _Run:
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("precision %s: %s", trainer.precision, _why_precision(cfg.trainer))
+    if trainer.world_size > 1:
+        log.info("process %d of %d, joined by %s", trainer.global_rank, trainer.world_size,
+                 type(trainer.strategy.cluster_environment).__name__)
     return _Run(cfg, out, dm, model, trainer, loggers, callbacks, history)
 
 
@@ -292,9 +299,17 @@ def _runs_root(argv: list[str]) -> Path:
 
 def main() -> None:
     """``python -m emotion.train``. With ``ckpt_path=last`` alone, first find the interrupted run
-    of the same command, and continue in its folder."""
+    of the same command, and continue in its folder. Processes started together by torchrun or srun
+    share one run folder, named by the launch (:func:`emotion.cluster.shared_run_name`)."""
     argv = sys.argv[1:]
-    if wants_resume(argv):
+    chosen_dir = any(a.startswith("hydra.run.dir=") for a in argv) or any(a in ("-m", "--multirun") for a in argv)
+    shared = None if chosen_dir else user_errors_exit(shared_run_name)
+    if shared is not None:
+        try:
+            sys.argv.append(f"hydra.run.dir={_runs_root(argv) / shared}")
+        except Exception:  # noqa: BLE001 - a bad override: Hydra reports it below
+            pass
+    elif wants_resume(argv):
         try:
             root = _runs_root(argv)
         except Exception:  # noqa: BLE001 - a bad override: Hydra reports it below

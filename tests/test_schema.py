@@ -36,7 +36,7 @@ NEEDS = {"callbacks.early_stopping": "callbacks=early_stopping", "callbacks.ema"
 
 
 # Keys that the shipped configs leave out, so that the override adds them.
-ADDED = {"trainer.num_nodes", "model.plateau_patience"}
+ADDED = {"model.plateau_patience"}
 
 
 def _overrides(key: str) -> list[str]:

@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emotion.data.cache import load_or_build
 from emotion.data.classes import NUM_CLASSES, SPLITS
@@ -161,7 +162,7 @@ class FER2013DataModule(pl.LightningDataModule):
                 "test": "It has no PrivateTest rows or test/ folder: train with test=false, or add them."}[split])
         return FaceDataset(images, labels, self.image_size, self.augment if augment else None)
 
-    def _loader(self, ds: Dataset, sampler: EpochSampler | None = None) -> DataLoader:
+    def _loader(self, ds: Dataset, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             ds, batch_size=self.batch_size, sampler=sampler,
             num_workers=self.num_workers, pin_memory=self.pin_memory,
@@ -180,11 +181,21 @@ class FER2013DataModule(pl.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return self._loader(ds, EpochSampler(len(ds), self.seed, epoch, weights))
 
+    def _eval_sampler(self, ds: Dataset) -> UnrepeatedDistributedSampler | None:
+        """Each process's share of a val/test split, every face exactly once. Lightning's own
+        DistributedSampler would repeat faces to even out the processes, and count them twice."""
+        if self.trainer is None or self.trainer.world_size <= 1:
+            return None
+        return UnrepeatedDistributedSampler(ds, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank,
+                                            shuffle=False)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"))
+        ds = self.dataset("val")
+        return self._loader(ds, self._eval_sampler(ds))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"))
+        ds = self.dataset("test")
+        return self._loader(ds, self._eval_sampler(ds))
 
     def __repr__(self) -> str:
         return f"FER2013DataModule(root={self.root!r}, image_size={self.image_size}, balance={self.balance!r})"
