@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,8 @@ def main() -> None:
             passed[name], runs[name] = c["passed"], c["runs"]
     start = len(seconds)
     sittings.append({"commit": git_commit(), "started": time.strftime("%Y-%m-%d %H:%M"), "loops": 0})
+    # A SIGTERM (a session's end, `kill`) must also stop the hogs: make it unwind through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
     try:
         for i in range(start, args.loops):
