@@ -159,9 +159,11 @@ def test_multirun_through_the_submitit_launcher(tmp_path):
     jobs = job_dirs(sweep)
     assert [OmegaConf.load(j / ".hydra" / "overrides.yaml")[1] for j in jobs] == ["model.lr=0.01", "model.lr=0.05"]
     assert all(json.loads((j / "metrics.json").read_text())["test"]["n"] == 16 for j in jobs)
-    # Each job ran as its own submitit job: a pickled call, its own log, its pickled result.
-    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2
-    assert {p.parent.name for p in sweep.glob(".submitit/*/*_result.pkl")} != {str(os.getpid())}
+    # Each job ran as its own submitit job, a process of its own (local job id = its pid): a pickled
+    # call, its own log, its pickled result.
+    job_ids = {p.parent.name for p in sweep.glob(".submitit/*/*_result.pkl")}
+    assert len(job_ids) == 2 and all(i.isdigit() for i in job_ids)
+    assert all(list(sweep.glob(f".submitit/{i}/{i}_submitted.pkl")) for i in job_ids)
 
 
 @pytest.mark.slow  # two trials in submitit jobs, one after the other: about a minute on 2 cores
