@@ -34,7 +34,7 @@ from emotion.errors import EmotionError
 from emotion.io import atomic_path
 
 __all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "EveryEpochCheckpoint", "find_interrupted_run",
-           "job_overrides", "wants_resume", "previous_wandb_id"]
+           "job_overrides", "names_run_dir", "wants_resume", "previous_wandb_id"]
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 _RNG_STREAM = 1  # stream 0 is the sampler's
@@ -105,10 +105,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
+def names_run_dir(argv: Sequence[str]) -> bool:
+    """Whether the command picks its own folder: a ``hydra.run.dir``, or a multirun's job folders."""
+    return any(a.startswith("hydra.run.dir=") or a in ("-m", "--multirun") for a in argv)
+
+
 def wants_resume(argv: Sequence[str]) -> bool:
     """``ckpt_path=last`` without a chosen ``hydra.run.dir``, in a single run."""
-    return ("ckpt_path=last" in argv and not any(a.startswith("hydra.run.dir=") for a in argv)
-            and not any(a in ("-m", "--multirun") for a in argv))
+    return "ckpt_path=last" in argv and not names_run_dir(argv)
 
 
 def job_overrides(argv: Sequence[str]) -> list[str]:

@@ -38,6 +38,7 @@ from emotion.resume import (
     ExactResume,
     find_interrupted_run,
     job_overrides,
+    names_run_dir,
     previous_wandb_id,
     wants_resume,
 )
@@ -302,8 +303,7 @@ def main() -> None:
     of the same command, and continue in its folder. Processes started together by torchrun or srun
     share one run folder, named by the launch (:func:`emotion.cluster.shared_run_name`)."""
     argv = sys.argv[1:]
-    chosen_dir = any(a.startswith("hydra.run.dir=") for a in argv) or any(a in ("-m", "--multirun") for a in argv)
-    shared = None if chosen_dir else user_errors_exit(shared_run_name)
+    shared = None if names_run_dir(argv) else user_errors_exit(shared_run_name)
     if shared is not None:
         try:
             sys.argv.append(f"hydra.run.dir={_runs_root(argv) / shared}")

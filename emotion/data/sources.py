@@ -137,9 +137,16 @@ def _images_in(folder: Path) -> list[str]:
     return sorted(f for f in os.listdir(folder) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _split_trees(root: Path) -> list[tuple[Path, str]]:
+    """``root``'s split folders (``train``, ``test``, …) with their split; unrelated folders (a cache)
+    are ignored."""
+    return [(p, FOLDER_SPLITS[p.name.lower()]) for p in sorted(root.iterdir())
+            if p.is_dir() and p.name.lower() in FOLDER_SPLITS]
+
+
 def is_test_set_folder(source: Path) -> bool:
     """Whether ``source`` is a folder of class sub-folders (read as one test set), not a split tree."""
-    return source.is_dir() and not any(p.is_dir() and p.name.lower() in FOLDER_SPLITS for p in source.iterdir())
+    return source.is_dir() and not _split_trees(source)
 
 
 def read_folder(root: Path, label_map: Mapping[str, Any] | None = None) -> RawFER:
@@ -154,11 +161,8 @@ def read_folder(root: Path, label_map: Mapping[str, Any] | None = None) -> RawFE
     labels: list[int] = []
     splits: list[int] = []
     skipped_classes: dict[str, int] = {}
-    # Unrelated folders beside the split folders (e.g. a cache) are ignored; with no split folder at
-    # all, root is one test set of class folders (what is_test_set_folder says).
-    trees = [(p, FOLDER_SPLITS[p.name.lower()]) for p in sorted(root.iterdir())
-             if p.is_dir() and p.name.lower() in FOLDER_SPLITS]
-    for split_dir, folder_split in trees or [(root, "test")]:
+    # With no split folder at all, root is one test set of class folders (is_test_set_folder).
+    for split_dir, folder_split in _split_trees(root) or [(root, "test")]:
         class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
         if not class_dirs:
             raise EmotionError(f"'{split_dir}' has no class folders; expected {split_dir}/<class>/*.jpg.")
