@@ -174,6 +174,15 @@ class EmotionClassifier(pl.LightningModule):
             self.val_acc_best.update(torch.tensor(best))
 
     # -- optimisation ---------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # oneDNN's fp32 backward of a 1×1 stride-2 convolution over NHWC activations segfaults on
+        # AMD Zen 4 (AVX-512 without AMX; torch 2.13, mini_xception's residual branch), and NHWC is
+        # what pays under bf16, not fp32. So fp32 training on the CPU runs in NCHW.
+        fp32 = not str(self.trainer.precision).startswith(("bf16", "16"))
+        if (stage == TrainerFn.FITTING and self.hparams.channels_last and fp32
+                and self.trainer.strategy.root_device.type == "cpu"):
+            self.model.to(memory_format=torch.contiguous_format)
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         # No weight decay on norms and biases: standard practice, and it helps small nets.

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 from emotion.errors import EmotionError, first_line
 from emotion.inference import (
-    DEFAULT_MIN_FACE,
     IMAGE_SUFFIXES,
+    MTCNN_MIN_FACE,
     RUNTIMES,
     SCHEMA_VERSION,
     VIDEO_SUFFIXES,
@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="a .ckpt or an exported model folder (default: the bundled model)")
     ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
     ap.add_argument("--format", choices=("json", "csv"), default="json", help="results file format")
-    ap.add_argument("--min-face", type=_positive_int, default=DEFAULT_MIN_FACE, metavar="PX",
-                    help="ignore smaller faces (px; default: %(default)s)")
+    ap.add_argument("--min-face", type=_min_face, default=None, metavar="PX",
+                    help="smallest face searched for, in px (default: auto, 1/12 of the photo's shorter side "
+                         f"in MTCNN's steps of 20, 28, 40, 56 px; {MTCNN_MIN_FACE} searches all that MTCNN can find)")
     ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
     ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs of images")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-image tables")
     return ap
+
+
+def _min_face(s: str) -> int | None:
+    return None if s == "auto" else _positive_int(s)
 
 
 def _positive_int(s: str) -> int:
@@ -251,7 +256,7 @@ class _Run:
             "schema_version": SCHEMA_VERSION,
             "model": {"checkpoint": self.args.checkpoint or "bundled", "arch": p.model.hparams.get("arch"),
                       "class_names": p.class_names, "temperature": p.temperature},
-            "settings": {"margin": p.margin, "align": p.align, "tta": p.tta, "min_face": p.detector.min_face,
+            "settings": {"margin": p.margin, "align": p.align, "tta": p.tta, "min_face": p.detector.min_face or "auto",
                          "min_score": p.detector.min_score, "every": self.args.every, "device": str(p.device),
                          "runtime": p.runtime,
                          "faces_are_crops": p.faces_are_crops},

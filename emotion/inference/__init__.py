@@ -9,7 +9,7 @@
 """
 
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face, eye_angle
-from emotion.inference.detect import DEFAULT_MIN_FACE, Detections, FaceDetector
+from emotion.inference.detect import MTCNN_MIN_FACE, Detections, FaceDetector
 from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from emotion.inference.images import MAX_PIXELS, load_image
 from emotion.inference.predictor import FaceEmotionPredictor
@@ -17,5 +17,5 @@ from emotion.inference.results import SCHEMA_VERSION, FaceResult, ImageResult
 from emotion.inference.runtime import RUNTIMES, OnnxClassifier, load_classifier
 
 __all__ = ["FaceEmotionPredictor", "FaceResult", "ImageResult", "FaceDetector", "Detections",
-           "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "DEFAULT_MIN_FACE", "MAX_PIXELS",
+           "crop_face", "eye_angle", "load_image", "DEFAULT_MARGIN", "MTCNN_MIN_FACE", "MAX_PIXELS",
            "SCHEMA_VERSION", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "RUNTIMES", "OnnxClassifier", "load_classifier"]

@@ -1,21 +1,29 @@
-"""Face detection with facenet-pytorch's MTCNN (weights ship inside the package: works offline)."""
+"""Face detection: MTCNN with facenet-pytorch's weights (they ship inside the package: works offline)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "DEFAULT_MIN_FACE"]
+__all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "AUTO_MIN_FACE_FRACTION",
+           "AUTO_MIN_FACE_RANGE"]
 
 #: Photos are searched for faces at most this large (longest side); boxes are scaled back.
 #: MTCNN's cost grows with the pixel count, and at 1600 px a face of 20 px is still ~12 px,
 #: the smallest its first stage can see.
 DETECT_MAX_SIDE = 1600
 #: MTCNN's own default smallest face (px).
-DEFAULT_MIN_FACE = 20
+MTCNN_MIN_FACE = 20
+#: ``min_face=None``: search faces from 1/12 of the photo's shorter side, kept within these px and
+#: rounded to the nearest step of MTCNN's pyramid (20, 28, 40, 56 px): 56 px on photos of 576 px
+#: and more, less on smaller ones, never below MTCNN's 20. Skipping the finest levels is what makes
+#: the default fast; ``min_face=20`` searches all (experiments/results/detection_check.md).
+AUTO_MIN_FACE_FRACTION = 1 / 12
+AUTO_MIN_FACE_RANGE = (MTCNN_MIN_FACE, 48)
 
 
 @dataclass(frozen=True)
@@ -39,46 +47,50 @@ class FaceDetector:
 
     Args:
         device: where MTCNN runs.
-        min_face: ignore faces whose box is smaller than this (longest side, original pixels).
+        min_face: smallest face searched for, and kept (box's longest side, original pixels);
+            ``None``: search from :meth:`min_face_for` each photo, and keep what is found.
         min_score: ignore detections with a lower face probability. MTCNN's last stage keeps
             candidates from 0.7 on, which lets through patterns of texture; 0.9 removes those.
         max_side: detect on a copy downscaled to this longest side.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
+    def __init__(self, device: str | torch.device = "cpu", min_face: float | None = None, min_score: float = 0.9,
                  max_side: int = DETECT_MAX_SIDE) -> None:
-        from facenet_pytorch import MTCNN  # heavy-ish import; only when a detector is built
+        from emotion.inference.mtcnn import MTCNN  # imports facenet-pytorch: only when a detector is built
 
         self.device = torch.device(device)
-        self.min_face = int(min_face)
+        self.min_face = None if min_face is None else float(min_face)
         self.min_score = float(min_score)
         self.max_side = int(max_side)
-        # keep_all: every face; select_largest=False: most confident first.
-        self.mtcnn = MTCNN(keep_all=True, select_largest=False, post_process=False,
-                           min_face_size=DEFAULT_MIN_FACE, device=self.device)
+        self.mtcnn = MTCNN(self.device)
+
+    def min_face_for(self, size: tuple[int, int]) -> float:
+        """The smallest face (px) searched for in an image of ``size`` (w, h)."""
+        if self.min_face is not None:
+            return self.min_face
+        lo, hi = AUTO_MIN_FACE_RANGE
+        want = min(max(min(size) * AUTO_MIN_FACE_FRACTION, lo), hi)
+        steps = round(math.log(want / MTCNN_MIN_FACE) / -math.log(self.mtcnn.factor))
+        return MTCNN_MIN_FACE * self.mtcnn.factor ** -steps
 
     def __call__(self, image: Image.Image) -> Detections:
         """Detect faces in an RGB image."""
         w, h = image.size
+        min_face = self.min_face_for((w, h))
         scale = min(1.0, self.max_side / max(w, h))
         small = image
         if scale < 1.0:
             small = image.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                  Image.Resampling.BILINEAR, reducing_gap=2.0)
-        # MTCNN's pyramid starts at 12 / min_face_size (below 12 px it would upsample the photo).
-        # Its detections shift a little with the pyramid, so a min_face above the default only
-        # filters: raising it never changes or loses the larger faces found at the default.
-        self.mtcnn.min_face_size = max(min(self.min_face, DEFAULT_MIN_FACE) * scale, 12.0)
-        if min(small.size) < self.mtcnn.min_face_size:
-            # No face fits, and MTCNN's pyramid would be empty: it fails on torch.cat([]).
-            return Detections.empty()
-        boxes, scores, points = self.mtcnn.detect(small, landmarks=True)
-        if boxes is None:
-            return Detections.empty()
-        # detect() returns numpy object arrays; make them numeric, in original pixels.
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale
-        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        keep = (scores >= self.min_score) & (size >= self.min_face)
+        # The pyramid is laid out as for MTCNN's 20-px default (below 12 px on the copy it would
+        # upsample the photo) and starts at its level nearest to min_face: a larger min_face skips
+        # the finest, costliest levels and keeps the others, which find the larger faces as before.
+        anchor = max(min(min_face, MTCNN_MIN_FACE) * scale, 12.0)
+        found = self.mtcnn.detect(np.asarray(small), min_face=max(min_face * scale, anchor), anchor=anchor)
+        boxes = found.boxes.astype(np.float64) / scale
+        scores = found.scores.astype(np.float64)
+        points = found.landmarks.astype(np.float64) / scale
+        keep = scores >= self.min_score
+        if self.min_face is not None:  # asked for: drop smaller boxes (auto only says where to start)
+            keep &= np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.min_face
         return Detections(boxes[keep], scores[keep], points[keep])

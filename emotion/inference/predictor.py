@@ -15,7 +15,7 @@ from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
 from emotion.errors import EmotionError
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face
-from emotion.inference.detect import DEFAULT_MIN_FACE, DETECT_MAX_SIDE, Detections, FaceDetector
+from emotion.inference.detect import DETECT_MAX_SIDE, Detections, FaceDetector
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
 from emotion.inference.runtime import load_classifier
@@ -59,7 +59,8 @@ class FaceEmotionPredictor:
         align: rotate each face so the eye line is horizontal.
         tta: test-time augmentation of each face: ``none``, ``flip`` (with its mirror image) or
             ``tencrop``; ``True`` means ``flip``.
-        min_face: ignore faces smaller than this many pixels (box's longer side).
+        min_face: smallest face searched for and kept, in pixels (box's longer side); ``None``:
+            :meth:`~emotion.inference.detect.FaceDetector.min_face_for` each photo (20 searches all).
         min_score: ignore detections less certain than this.
         detect_max_side: search for faces on a copy of the photo downscaled to this longest side.
         max_pixels: refuse images larger than this (decompression-bomb guard; ``None``: no limit).
@@ -70,7 +71,7 @@ class FaceEmotionPredictor:
     """
 
     def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
-                 tta: str | bool = "none", min_face: int = DEFAULT_MIN_FACE, min_score: float = 0.9,
+                 tta: str | bool = "none", min_face: float | None = None, min_score: float = 0.9,
                  detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
                  bf16: bool | None = None, faces_are_crops: bool = False) -> None:
         self.model = model.eval()
@@ -113,9 +114,13 @@ class FaceEmotionPredictor:
     # -- the steps ---------------------------------------------------------------------
     def faces(self, image: Image.Image, detections: Detections) -> np.ndarray:
         """The 48×48 uint8 grayscale faces (N, 48, 48) the classifier sees for ``detections``."""
-        crops = [to_fer_face(crop_face(image, box, pts, margin=self.margin, align=self.align))
+        if len(detections) == 0:
+            return np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
+        # Grey first, as to_fer_face would: each crop then resamples one channel instead of three.
+        gray = image.convert("L")
+        crops = [to_fer_face(crop_face(gray, box, pts, margin=self.margin, align=self.align))
                  for box, pts in zip(detections.boxes, detections.landmarks)]
-        return np.stack(crops) if crops else np.zeros((0, FER_SIZE, FER_SIZE), np.uint8)
+        return np.stack(crops)
 
     @torch.inference_mode()
     def classify(self, faces: np.ndarray) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""Our MTCNN against facenet-pytorch's own, its resampling against F.interpolate, and the detection check."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from emotion.config import ASSETS_DIR
+from emotion.inference import MTCNN_MIN_FACE, FaceDetector
+from emotion.inference.mtcnn import MTCNN, area_resample, integral_image
+from experiments.detection_check import CANVAS_SIZES, Before, check, load_faces, make_canvas
+
+SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+
+@pytest.fixture(scope="module")
+def canvases() -> list:
+    """One composite of each canvas size: sample faces from 24 to 192 px among hard negatives."""
+    rng = np.random.default_rng(0)
+    faces = load_faces(ASSETS_DIR / "fer2013_sample")
+    return [make_canvas(faces, size, rng) for size in CANVAS_SIZES]
+
+
+def test_integral_image_is_exact():
+    x = torch.randint(0, 256, (97, 131, 3), dtype=torch.uint8)
+    want = np.zeros((98, 132, 3), np.int64)
+    want[1:, 1:] = x.numpy().astype(np.int64).cumsum(0).cumsum(1)
+    assert np.array_equal(integral_image(x).numpy(), want)
+
+
+@pytest.mark.parametrize("size", [(24, 24), (48, 48), (13, 29)])
+def test_area_resample_is_interpolate_area(size):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (97, 131, 3), dtype=torch.uint8, generator=g)
+    sat = integral_image(x)
+    # Windows of every kind: whole image, at the edges, smaller than the output (upsampled), thin.
+    windows = [(0, 97, 0, 131), (0, 10, 0, 7), (90, 97, 120, 131), (5, 6, 3, 90), (20, 80, 30, 95), (1, 3, 1, 3)]
+    y0, y1, x0, x1 = (torch.tensor(v) for v in zip(*windows))
+    got = area_resample(sat, y0, y1, x0, x1, *size)
+    assert got.shape == (len(windows), 3, *size)
+    image = x.permute(2, 0, 1)[None].float()
+    for k, (a, b, c, d) in enumerate(windows):
+        want = F.interpolate(image[:, :, a:b, c:d], size=size, mode="area")[0]
+        assert (got[k] - want).abs().max() < 1e-3
+    one = area_resample(sat, y0[:1], y1[:1], x0[:1], x1[:1], *size)  # the single-window (pyramid) path
+    assert (one[0] - F.interpolate(image, size=size, mode="area")[0]).abs().max() < 1e-3
+
+
+def same_detections(ours, boxes, scores, points) -> None:
+    scores = np.asarray(scores, np.float64)
+    assert len(ours.scores) == len(scores) > 0
+    assert np.abs(ours.boxes - np.asarray(boxes, np.float64)).max() < 0.05
+    assert np.abs(ours.scores - scores).max() < 1e-4
+    assert np.abs(ours.landmarks - np.asarray(points, np.float64)).max() < 0.05
+
+
+def test_same_faces_as_facenet_mtcnn(canvases):
+    from facenet_pytorch import MTCNN as FacenetMTCNN
+
+    theirs = FacenetMTCNN(keep_all=True, select_largest=False, post_process=False, min_face_size=20)
+    ours = MTCNN()
+    for image in [Image.open(SAMPLE_PHOTO).convert("RGB")] + [c.image for c in canvases]:
+        same_detections(ours.detect(np.asarray(image), 20), *theirs.detect(image, landmarks=True))
+    image = canvases[0].image  # a larger smallest face: facenet's pyramid for it, our fewer levels
+    same_detections(ours.detect(np.asarray(image), 40), *theirs.__class__(
+        keep_all=True, select_largest=False, post_process=False, min_face_size=40).detect(image, landmarks=True))
+
+
+def test_pyramid_starts_at_the_level_nearest_to_min_face():
+    m = MTCNN.__new__(MTCNN)
+    m.factor = 0.709
+    full = m.scales(630, 1200, 20)
+    assert full == m.scales(630, 1200, 20, anchor=20)  # facenet's own pyramid
+    assert 12 / full[0] == 20 and min(630, 1200) * full[-1] >= 12 > min(630, 1200) * full[-1] * 0.709
+    for min_face in (23, 24, 30, 39.4, 48, 56.1, 100):
+        levels = m.scales(630, 1200, min_face, anchor=20)
+        assert levels == full[len(full) - len(levels):]  # the 20-px pyramid's own levels, its coarse end
+        first = 12 / levels[0]
+        assert abs(math.log(first / min_face)) <= -math.log(0.709) / 2 + 1e-9  # within half a step
+
+
+def test_min_face_for_the_photo():
+    d = FaceDetector()
+    steps = [MTCNN_MIN_FACE * 0.709 ** -k for k in range(4)]  # 20, 28.2, 39.8, 56.1
+    assert d.min_face_for((1200, 630)) == pytest.approx(steps[3])  # 630 / 12 = 52.5 → capped at 48 → 56.1
+    assert d.min_face_for((4000, 3000)) == pytest.approx(steps[3])
+    assert d.min_face_for((640, 480)) == pytest.approx(steps[2])  # 40
+    assert d.min_face_for((400, 300)) == pytest.approx(steps[1])  # 25
+    assert d.min_face_for((160, 120)) == pytest.approx(steps[0])  # 10, never below MTCNN's 20
+    assert FaceDetector(min_face=33).min_face_for((1200, 630)) == 33
+
+
+def test_detection_check_loses_no_face(canvases):
+    """The gate of experiments/detection_check.py on four composites: with the whole pyramid no face
+    that facenet's MTCNN found is lost, and the default loses none it searches for."""
+    dets = {"before": Before(), "min_face=20": FaceDetector(min_face=20), "default": FaceDetector()}
+    result = check(canvases, dets)
+    assert result["found"]["before"] >= 30  # the check checks something
+    assert result["found"]["min_face=20"] == result["found"]["before"]
+    assert result["lost_min_face_20"] == 0
+    assert result["lost_default_at_or_above_floor"] == 0
+    big = [r for r in result["by_size"] if r["size"] >= 64]
+    assert sum(r["default_found"] for r in big) == sum(r["before_found"] for r in big) > 0
+    assert result["false_positives"]["default"] <= result["false_positives"]["before"] + 1
