@@ -75,7 +75,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _min_face(s: str) -> int | None:
-    return None if s == "auto" else _positive_int(s)
+    if s == "auto":
+        return None
+    try:
+        return _positive_int(s)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e}; give px or 'auto'") from None
 
 
 def _positive_int(s: str) -> int:

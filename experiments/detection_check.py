@@ -13,8 +13,8 @@ checkerboard patches. The same canvases go through three detectors:
 
 A detection finds a pasted face when its box centre lies in the face's square and its longer side
 is within 0.5-1.6× the square's; each face is found once. Any other detection is a false positive.
-A face is *lost* when ``before`` found it and the other did not; for ``default`` the faces that
-``before`` boxed smaller than ``min_face_for`` the canvas are counted apart (they are not
+A face is *lost* when ``before`` found it and the other did not; for ``default`` the faces pasted
+or boxed by ``before`` smaller than ``min_face_for`` the canvas are counted apart (they are not
 searched for, by design). Photos in
 ``--photos`` are compared too, with ``before``'s faces as the labels (IoU ≥ 0.5).
 
@@ -173,8 +173,8 @@ def check(canvases: list[Canvas], dets: dict[str, object]) -> dict:
                 row[f"{name}_found"] += i in found[name]
                 if name != "before" and i in found["before"] and i not in found[name]:
                     row[f"{name}_lost"] += 1
-                    if name == "default":  # below the floor: boxed smaller than min_face_for
-                        below = found["before"][i] < floor
+                    if name == "default":  # below the floor: pasted or boxed smaller than min_face_for
+                        below = min(side, found["before"][i]) < floor
                         row["default_lost_below_floor"] += below
                         lost_default_below += below
                         lost_default_searched += not below
@@ -221,7 +221,7 @@ def markdown(doc: dict) -> str:
              f"`{doc['faces_from']}` and {c['negatives']} hard negatives; seed {doc['seed']}, "
              f"{doc['threads']} torch threads.", "",
              "| face px | faces | " + " | ".join(f"`{n}` found" for n in names)
-             + " | lost by `min_face=20` | lost by `default` | of which boxed below its floor |",
+             + " | lost by `min_face=20` | lost by `default` | of which below its floor |",
              "|---:|---:|" + "---:|" * (len(names) + 3)]
     for r in c["by_size"]:
         lines.append(f"| {r['size']} | {r['faces']} | " + " | ".join(str(r[f'{n}_found']) for n in names)
@@ -233,9 +233,10 @@ def markdown(doc: dict) -> str:
                                                            for n in names) + " |",
               "| median ms per composite | " + " | ".join(str(c["median_ms"][n]) for n in names) + " |", "",
               f"Faces found by `before` and lost: by `min_face=20` **{c['lost_min_face_20']}**; by `default` "
-              f"**{c['lost_default_at_or_above_floor']}** whose `before` box was at or above its floor "
+              f"**{c['lost_default_at_or_above_floor']}** pasted and boxed by `before` at or above its floor "
               "(`FaceDetector.min_face_for`: 1/12 of the shorter side in MTCNN's steps, 20 to 56 px) and "
-              f"{c['lost_default_below_floor']} boxed smaller, which it does not search (`min_face=20` does)."]
+              f"{c['lost_default_below_floor']} pasted or boxed smaller, which it does not search "
+              "(`min_face=20` does)."]
     if doc.get("photos"):
         lines += ["", "Photos, with `before`'s faces as the labels:", "",
                   "| photo | `before` faces | `min_face=20` faces (same) | `default` faces (same) |",

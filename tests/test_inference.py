@@ -271,6 +271,19 @@ def test_image_modes(predictor, tmp_path, mode):
     assert_valid(r)
 
 
+def test_jpeg_pixels_are_pils(tmp_path):
+    """Plain RGB JPEGs are decoded by torchvision's libjpeg-turbo: the very pixels PIL decodes."""
+    img = Image.open(SAMPLE_PHOTO).convert("RGB")
+    for name, image, options in (("baseline.jpg", img, {}), ("progressive.jpg", img, {"progressive": True}),
+                                 ("subsampled.jpg", img, {"subsampling": 2}), ("gray.jpg", img.convert("L"), {})):
+        path = tmp_path / name
+        image.save(path, quality=90, **options)
+        with Image.open(path) as im:
+            want = np.asarray(im.convert("RGB"))
+        got, _ = load_image(path)
+        assert got.mode == "RGB" and np.array_equal(np.asarray(got), want), name
+
+
 def test_exif_orientation_applied(predictor, sample_result, tmp_path):
     img = Image.open(SAMPLE_PHOTO).convert("RGB")
     stored = img.transpose(Image.Transpose.ROTATE_90)  # pixels on their side …

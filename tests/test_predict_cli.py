@@ -152,7 +152,9 @@ def test_usage_errors_exit_2_without_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse's own usage errors
         main([str(SAMPLE_PHOTO), "--every", "0"])
     assert e.value.code == 2
-    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([str(SAMPLE_PHOTO), "--min-face", "tiny"])
+    assert e.value.code == 2 and "--min-face: 'tiny' is not an integer; give px or 'auto'" in capsys.readouterr().err
     # Only missing inputs: reported, status 1, and no model is loaded for nothing.
     assert main([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--checkpoint", "never-read"]) == 1
     assert capsys.readouterr().err.count("error:") == 2
