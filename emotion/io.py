@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json"]
+__all__ = ["atomic_path", "write_json", "write_results"]
 
 
 @contextmanager
@@ -47,3 +47,10 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_results(path: str | os.PathLike, data: dict[str, Any], markdown: str) -> None:
+    """A benchmark's results: ``data`` as JSON at ``path``, ``markdown`` beside it as ``.md``, atomically."""
+    write_json(path, data)
+    with atomic_path(Path(path).with_suffix(".md")) as tmp:
+        tmp.write_text(markdown)

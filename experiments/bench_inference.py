@@ -27,7 +27,7 @@ import torch
 from emotion.checkpoint import DEFAULT_MODEL, load_model
 from emotion.errors import user_errors_exit
 from emotion.inference import FaceEmotionPredictor, load_image
-from emotion.io import atomic_path, write_json
+from emotion.io import write_results
 from emotion.runinfo import device_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,14 +132,12 @@ def main() -> None:
     arch = load_model(ckpt, device="cpu").hparams.arch
     table = markdown(rows, photo, rgb.size, arch)
     print(table)
-    write_json(args.out, {
+    write_results(args.out, {
         "photo": photo.name, "photo_size": list(rgb.size), "checkpoint": ckpt, "arch": arch,
         "repeats": args.repeats, "warmup": args.warmup, "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "rows": rows,
         "note": args.note, "markdown": table,
-    })
-    with atomic_path(Path(args.out).with_suffix(".md")) as tmp:
-        tmp.write_text(table)
+    }, table)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from emotion.data import FER2013DataModule
 from emotion.data.cache import default_cache_dir
 from emotion.data.classes import CLASS_NAMES
 from emotion.inference import FaceEmotionPredictor, load_image
-from emotion.io import atomic_path, write_json
+from emotion.io import write_results
 from emotion.runinfo import device_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +148,7 @@ def main() -> None:
         doc["fer"] = doc["privatetest"]["fer"]  # what experiments/accuracy_table.py reads
     doc["markdown"] = markdown(doc)
     print(doc["markdown"])
-    write_json(args.out, doc)
-    with atomic_path(Path(args.out).with_suffix(".md")) as tmp:
-        tmp.write_text(doc["markdown"])
+    write_results(args.out, doc, doc["markdown"])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from emotion.config import ASSETS_DIR
 from emotion.data.preprocess import IMAGE_SUFFIXES
 from emotion.inference import FaceDetector, load_image
 from emotion.inference.detect import Detections
-from emotion.io import atomic_path, write_json
+from emotion.io import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -270,9 +270,7 @@ def main() -> None:
            "composites": check(canvases, dets), "photos": check_photos(photos, dets)}
     doc["markdown"] = markdown(doc)
     print(doc["markdown"])
-    write_json(args.out, doc)
-    with atomic_path(Path(args.out).with_suffix(".md")) as tmp:
-        tmp.write_text(doc["markdown"])
+    write_results(args.out, doc, doc["markdown"])
 
 
 if __name__ == "__main__":
