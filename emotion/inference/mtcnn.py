@@ -185,7 +185,7 @@ class MTCNN:
                              boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], 1)
         boxes = rerec(boxes)
 
-        # Stage 2: R-Net on every candidate's 24-px window, in one batch.
+        # Stage 2: R-Net on every candidate's 24-px window.
         x, idx = self._windows(sat, boxes, 24)
         if len(idx) == 0:
             return empty
