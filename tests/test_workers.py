@@ -72,26 +72,28 @@ def test_dataloader_workers_die_with_a_sigkilled_trainer():
 def test_a_sigterm_to_the_process_group_stops_training_gracefully(tmp_path):
     """timeout(1), SLURM and other schedulers signal every process of a job. The workers must leave
     that SIGTERM to the trainer: a worker killed by it would fail the run on the lost worker."""
-    out = tmp_path / "run"
+    out, log_path = tmp_path / "run", tmp_path / "train.log"
     # vgg_slim: steps long enough that the signal lands while a batch is being computed.
-    p = subprocess.Popen([sys.executable, "-m", "emotion.train", "data=fer2013_sample", "model=vgg_slim",
-                          "trainer=cpu", "trainer.max_epochs=50", "logger=csv", "data.num_workers=2",
-                          "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
-                          f"hydra.run.dir={out}"],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                                                      "WANDB_MODE": "offline"})
+    with log_path.open("w") as log_file:  # a file, not a pipe nobody reads while it trains
+        p = subprocess.Popen([sys.executable, "-m", "emotion.train", "data=fer2013_sample", "model=vgg_slim",
+                              "trainer=cpu", "trainer.max_epochs=50", "logger=csv", "data.num_workers=2",
+                              "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+                              f"hydra.run.dir={out}"],
+                             cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                                  "WANDB_MODE": "offline"})
     try:
         deadline = time.monotonic() + 120
         while not (out / "checkpoints" / "last.ckpt").exists():  # an epoch done, the next one under way
-            assert p.poll() is None and time.monotonic() < deadline, p.communicate()[0][-2000:]
+            assert p.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
             time.sleep(0.2)
         time.sleep(1.0)
         os.killpg(p.pid, signal.SIGTERM)
-        log, _ = p.communicate(timeout=120)
+        p.wait(timeout=120)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+    log = log_path.read_text()
     assert "killed by signal" not in log and "Traceback" not in log, log[-3000:]
     assert p.returncode == 143 and "interrupted by SIGTERM" in log and "ckpt_path=last" in log, log[-3000:]
     assert survivors(p.pid, grace_s=2.0) == []
