@@ -155,7 +155,6 @@ def check(canvases: list[Canvas], dets: dict[str, object]) -> dict:
     stray = {n: 0 for n in dets}
     on_negatives = {n: 0 for n in dets}
     ms: dict[str, list[float]] = {n: [] for n in dets}
-    lost_default_searched = lost_default_below = 0
     for c in canvases:
         floor = dets["default"].min_face_for(c.image.size)
         found = {}
@@ -174,18 +173,16 @@ def check(canvases: list[Canvas], dets: dict[str, object]) -> dict:
                 if name != "before" and i in found["before"] and i not in found[name]:
                     row[f"{name}_lost"] += 1
                     if name == "default":  # below the floor: pasted or boxed smaller than min_face_for
-                        below = min(side, found["before"][i]) < floor
-                        row["default_lost_below_floor"] += below
-                        lost_default_below += below
-                        lost_default_searched += not below
+                        row["default_lost_below_floor"] += min(side, found["before"][i]) < floor
+    total = {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()))}
     return {"canvases": len(canvases), "faces": sum(len(c.faces) for c in canvases),
             "negatives": sum(len(c.negatives) for c in canvases),
             "by_size": [{"size": s, **r} for s, r in rows.items()],
-            "found": {n: sum(r[f"{n}_found"] for r in rows.values()) for n in dets},
+            "found": {n: total[f"{n}_found"] for n in dets},
             "false_positives": stray, "negatives_taken_for_faces": on_negatives,
-            "lost_min_face_20": sum(r["min_face=20_lost"] for r in rows.values()),
-            "lost_default_at_or_above_floor": lost_default_searched,
-            "lost_default_below_floor": lost_default_below,
+            "lost_min_face_20": total["min_face=20_lost"],
+            "lost_default_at_or_above_floor": total["default_lost"] - total["default_lost_below_floor"],
+            "lost_default_below_floor": total["default_lost_below_floor"],
             "median_ms": {n: round(statistics.median(v), 1) for n, v in ms.items()}}
 
 
