@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -18,6 +19,7 @@ from emotion.checkpoint import TrainedModel, read_checkpoint
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, create_model, predict_proba
+from emotion.models.layout import cpu_training_memory_format
 
 __all__ = ["EmotionClassifier"]
 
@@ -175,13 +177,12 @@ class EmotionClassifier(pl.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        # oneDNN's fp32 backward of a 1×1 stride-2 convolution over NHWC activations segfaults on
-        # AMD Zen 4 (AVX-512 without AMX; torch 2.13, mini_xception's residual branch), and NHWC is
-        # what pays under bf16, not fp32. So fp32 training on the CPU runs in NCHW.
-        fp32 = not str(self.trainer.precision).startswith(("bf16", "16"))
-        if (stage == TrainerFn.FITTING and self.hparams.channels_last and fp32
-                and self.trainer.strategy.root_device.type == "cpu"):
-            self.model.to(memory_format=torch.contiguous_format)
+        # On the CPU the memory format is chosen by a measured rule that avoids a oneDNN crash
+        # (emotion/models/layout.py); on a GPU the weights stay as built.
+        if stage == TrainerFn.FITTING and self.trainer.strategy.root_device.type == "cpu":
+            fmt, why = cpu_training_memory_format(self.model, self.trainer.precision, self.hparams.channels_last)
+            self.model.to(memory_format=fmt)
+            rank_zero_info(f"memory format {why}")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

@@ -22,20 +22,29 @@ import torch
 from emotion.config import choose_precision
 from emotion.io import write_json
 from emotion.models import list_models
+from emotion.models.layout import cpu_training_memory_format
 from emotion.module import EmotionClassifier
 from emotion.runinfo import device_name
 
 HERE = Path(__file__).resolve().parent
 EPOCH = 28_709
-#: name → (autocast dtype or None, channels_last)
-MODES = {"fp32": (None, False), "bf16": (torch.bfloat16, False), "bf16+cl": (torch.bfloat16, True)}
+#: name → (autocast dtype or None, channels_last); "chosen" is what the trainer picks on this device
+#: (precision by emotion.config, memory format by emotion.models.layout), the cost of the crash rule.
+MODES = {"fp32": (None, False), "bf16": (torch.bfloat16, False), "bf16+cl": (torch.bfloat16, True), "chosen": None}
 
 
 def time_steps(arch: str, device: str, mode: str, batch: int, size: int, steps: int, warmup: int,
                compile_model: bool = False) -> float:
     """Seconds per training step of ``arch`` in ``mode`` (see :data:`MODES`)."""
-    dtype, channels_last = MODES[mode]
-    model = EmotionClassifier(arch=arch, input_size=size, channels_last=channels_last).to(device).train()
+    if mode == "chosen":
+        precision = choose_precision(device)[0]
+        dtype = torch.bfloat16 if precision.startswith("bf16") else None
+        model = EmotionClassifier(arch=arch, input_size=size).to(device).train()
+        if device == "cpu":
+            model.model.to(memory_format=cpu_training_memory_format(model.model, precision)[0])
+    else:
+        dtype, channels_last = MODES[mode]
+        model = EmotionClassifier(arch=arch, input_size=size, channels_last=channels_last).to(device).train()
     net = torch.compile(model.model) if compile_model else model.model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     x = torch.randn(batch, 1, size, size, device=device)
