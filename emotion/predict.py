@@ -15,35 +15,16 @@ finding no face is not an error).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from emotion.errors import EmotionError, first_line
-from emotion.inference import (
-    IMAGE_SUFFIXES,
-    MTCNN_MIN_FACE,
-    RUNTIMES,
-    SCHEMA_VERSION,
-    VIDEO_SUFFIXES,
-    FaceEmotionPredictor,
-    load_image,
-)
+from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor, load_image
+from emotion.inference.inputs import Job, collect_inputs
 from emotion.models.tta import TTA_MODES
 
-__all__ = ["main", "collect_inputs"]
-
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file: ``kind`` is ``image`` or ``video``; ``name`` is its output file stem."""
-
-    path: Path
-    kind: str
-    name: str
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,50 +74,6 @@ def _positive_int(s: str) -> int:
     return v
 
 
-def collect_inputs(paths: Sequence[str], exclude: Path | None = None) -> tuple[list[Job], list[tuple[str, str]]]:
-    """Expand files and folders into jobs, with unique output names.
-
-    Args:
-        paths: what the user passed.
-        exclude: a folder whose files are skipped (the output folder, so reruns do not read
-            their own annotated PNGs).
-
-    Returns:
-        The jobs, and ``(path, message)`` for each path that does not exist or holds nothing.
-    """
-    jobs: list[Job] = []
-    errors: list[tuple[str, str]] = []
-    used: set[str] = set()
-    exclude = exclude.resolve() if exclude is not None else None
-
-    def add(f: Path, rel: Path) -> None:
-        kind = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
-        base = "__".join(rel.with_suffix("").parts) or f.stem
-        name, k = base, 2
-        while name in used:
-            name, k = f"{base}-{k}", k + 1
-        used.add(name)
-        jobs.append(Job(f, kind, name))
-
-    for arg in paths:
-        p = Path(arg).expanduser()
-        if not p.exists():
-            errors.append((arg, f"'{arg}' not found."))
-        elif p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)  # hidden, temp files
-                and not (exclude is not None and f.resolve().is_relative_to(exclude)))
-            if not found:
-                errors.append((arg, f"'{arg}' holds no images or videos."))
-            for f in found:
-                add(f, f.relative_to(p))
-        else:
-            add(p, Path(p.name))  # any suffix: the image reader says if it is not an image
-    return jobs, errors
-
-
 def _face_table(name: str, result) -> str:
     w, h = result.size
     if not result.faces:
@@ -149,21 +86,7 @@ def _face_table(name: str, result) -> str:
     return "\n".join(lines)
 
 
-def _csv_rows(results: list[dict[str, Any]], class_names: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
-    header = ["path", "frame", "time_s", "width", "height", "face", "x1", "y1", "x2", "y2", "score", "label",
-              *[f"p_{c}" for c in class_names]]
-    rows = []
-    for r in results:
-        head = [r["path"], r["frame"], r["time_s"], *r["size"]]
-        if not r["faces"]:
-            rows.append(head + [""] * (len(header) - len(head)))  # images without faces still appear
-        for i, f in enumerate(r["faces"], 1):
-            probs = [f["probabilities"].get(c, "") for c in class_names]
-            rows.append(head + [i, *f["box"], f["score"], f["label"], *probs])
-    return header, rows
-
-
-class _Run:
+class _Session:
     """State of one CLI run: the predictor, the output folder, results and errors so far."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -212,62 +135,43 @@ class _Run:
         from collections import Counter
         from contextlib import ExitStack
 
-        from emotion.inference.video import VideoWriter, iter_frames, open_video
+        from emotion.inference.video import VideoWriter, iter_video_results
         from emotion.io import atomic_path
 
-        cap, info = open_video(job.path)
         every = self.args.every
-        total = -(-info.frames // every) if info.frames else None
         labels: Counter[str] = Counter()
         n = with_faces = 0
         with ExitStack() as stack:
-            writer = None
-            if self.args.annotate_video:
-                tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
-                writer = stack.enter_context(VideoWriter(tmp, info.fps / every, (info.width, info.height)))
-            bar = stack.enter_context(self.tqdm(total=total, desc=job.path.name, unit="frame", leave=False,
-                                                disable=None))
-            for index, frame in iter_frames(cap, every):
-                result = self.predictor.predict_rgb(frame, path=str(job.path), frame=index, time_s=index / info.fps)
+            writer = bar = None
+            for info, frame, result in iter_video_results(self.predictor, job.path, every):
+                if bar is None:
+                    bar = stack.enter_context(self.tqdm(total=-(-info.frames // every) if info.frames else None,
+                                                        desc=job.path.name, unit="frame", leave=False, disable=None))
+                if writer is None and self.args.annotate_video:
+                    tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
+                    writer = stack.enter_context(VideoWriter(tmp, info.fps / every, (info.width, info.height)))
                 self.results.append(result.to_dict())
                 labels.update(f.label for f in result.faces)
                 n, with_faces = n + 1, with_faces + bool(result.faces)
                 if writer is not None and frame.size == writer.size:
                     writer.write(frame, result)
                 bar.update()
-            if n == 0:
-                raise EmotionError(f"'{job.path}' has no decodable frames.")
         if not self.args.quiet:
             counts = ", ".join(f"{k} {v}" for k, v in labels.most_common()) or "none"
             self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {every}), "
                      f"faces in {with_faces}; labels: {counts}")
 
     def write_results(self) -> Path:
-        from emotion.io import atomic_path, write_json
+        from emotion.inference.writers import results_document, write_csv
+        from emotion.io import write_json
 
-        p = self.predictor
         if self.args.format == "csv":
-            path = self.out / "predictions.csv"
-            header, rows = _csv_rows(self.results, p.class_names)
-            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(header)
-                w.writerows(rows)
+            path = write_csv(self.out / "predictions.csv", self.results, self.predictor.class_names)
             # Always written (an empty list on success) so a stale one never outlives its run.
             write_json(self.out / "errors.json", self.errors)
             return path
         path = self.out / "predictions.json"
-        write_json(path, {
-            "schema_version": SCHEMA_VERSION,
-            "model": {"checkpoint": self.args.checkpoint or "bundled", "arch": p.model.hparams.get("arch"),
-                      "class_names": p.class_names, "temperature": p.temperature},
-            "settings": {"margin": p.margin, "align": p.align, "tta": p.tta, "min_face": p.detector.min_face or "auto",
-                         "min_score": p.detector.min_score, "every": self.args.every, "device": str(p.device),
-                         "runtime": p.runtime,
-                         "faces_are_crops": p.faces_are_crops},
-            "results": self.results,
-            "errors": self.errors,
-        })
+        write_json(path, results_document(self.predictor.describe(), self.results, self.errors, every=self.args.every))
         return path
 
 
@@ -277,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
     if not jobs:
         return 1 if missing else 2
-    run = _Run(args)
+    run = _Session(args)
     for path, message in missing:
         run.errors.append({"path": path, "error": message})
     n_images = sum(j.kind == "image" for j in jobs)

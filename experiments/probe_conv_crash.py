@@ -42,11 +42,9 @@ for _ in range(3):
 # (in, out, kernel, stride, depthwise, side): every conv shape of our nets at 48 px, then 1×1
 # stride-2 convolutions over a range of input channels.
 SHAPES = [(1, 8, 3, 1, 0, 48), (8, 8, 3, 1, 0, 48), (8, 8, 3, 1, 1, 48), (8, 16, 1, 1, 0, 48),
-          (16, 16, 3, 1, 1, 48), (16, 32, 1, 2, 0, 24), (32, 64, 1, 2, 0, 12), (64, 128, 1, 2, 0, 6),
-          (128, 7, 3, 1, 0, 3), (8, 16, 3, 2, 0, 48), (64, 64, 1, 2, 0, 24)]
-SHAPES += [(c, 16, 1, 2, 0, 48) for c in (1, 2, 3, 4, 5, 7, 8, 12, 15, 16, 17, 20, 24, 32)]
-SHAPES += [(8, 16, 1, 2, 0, 24), (8, 16, 1, 2, 0, 40)]
-
+          (16, 32, 1, 2, 0, 24), (64, 128, 1, 2, 0, 6), (8, 16, 3, 2, 0, 48)]
+SHAPES += [(c, 16, 1, 2, 0, 48) for c in (1, 2, 4, 8, 12, 15, 16, 17, 24)]
+SHAPES += [(8, 16, 1, 2, 0, 24)]
 
 def run_case(shape, batch: int, fmt: str, precision: str) -> int:
     args = [str(v) for v in (*shape, batch)] + [fmt, precision]

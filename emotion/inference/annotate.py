@@ -55,7 +55,7 @@ def draw_boxes(image: Image.Image, result: ImageResult, scale: float = 1.0) -> I
         x1, y1, x2, y2 = (v * scale for v in face.box)
         draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
         r = max(1.5, width * 0.8)
-        for px, py in face.landmarks:
+        for px, py in face.landmarks or ():
             draw.ellipse((px * scale - r, py * scale - r, px * scale + r, py * scale + r), fill=color)
         tag = f"{i} {face.label} {face.confidence:.0%}"
         tl, tt, tr, tb = draw.textbbox((0, 0), tag, font=font)

@@ -32,7 +32,7 @@ class Detections:
 
     boxes: np.ndarray  # (N, 4) float64: x1, y1, x2, y2
     scores: np.ndarray  # (N,) float64
-    landmarks: np.ndarray  # (N, 5, 2) float64
+    landmarks: np.ndarray | None  # (N, 5, 2) float64; None for faces given as crops (no detector ran)
 
     def __len__(self) -> int:
         return len(self.scores)

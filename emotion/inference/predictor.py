@@ -75,6 +75,8 @@ class FaceEmotionPredictor:
                  detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
                  bf16: bool | None = None, faces_are_crops: bool = False) -> None:
         self.model = model.eval()
+        #: where the model came from, as results documents name it (set by from_checkpoint).
+        self.checkpoint = "in memory"
         self.runtime: str = getattr(model, "runtime", "torch")
         self.device = model.device if hasattr(model, "device") else next(model.parameters()).device
         hparams = getattr(model, "hparams", {})
@@ -109,7 +111,9 @@ class FaceEmotionPredictor:
                 (see :func:`~emotion.inference.runtime.load_classifier`).
             **kwargs: passed to the constructor (``margin``, ``align``, ``tta``, ``min_face``, …).
         """
-        return cls(load_classifier(path, runtime=runtime, device=device), **kwargs)
+        predictor = cls(load_classifier(path, runtime=runtime, device=device), **kwargs)
+        predictor.checkpoint = "bundled" if path is None else str(path)
+        return predictor
 
     # -- the steps ---------------------------------------------------------------------
     def faces(self, image: Image.Image, detections: Detections) -> np.ndarray:
@@ -132,33 +136,55 @@ class FaceEmotionPredictor:
             probs = predict_proba(self._scored, x, self.tta)
         return probs.float().cpu().numpy()
 
-    def predict_rgb(self, image: Image.Image, path: str | None = None, frame: int | None = None,
-                    time_s: float | None = None) -> ImageResult:
-        """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
-        w, h = image.size
+    def find_faces(self, image: Image.Image) -> tuple[Detections, np.ndarray]:
+        """The faces of an upright RGB image: their detections and the 48×48 uint8 crops (N, 48, 48)
+        the classifier sees. With :meth:`classify` and :meth:`result` this is :meth:`predict_rgb`,
+        split so that a server can classify the faces of several images in one batch."""
         if self.faces_are_crops:
-            det = Detections(np.array([[0.0, 0.0, w, h]]), np.ones(1), np.zeros((1, 0, 2)))
-            faces = to_fer_face(image)[None]
-        else:
-            det = self.detector(image)
-            faces = self.faces(image, det)
-        probs = self.classify(faces)
+            w, h = image.size
+            return Detections(np.array([[0.0, 0.0, w, h]]), np.ones(1), None), to_fer_face(image)[None]
+        det = self.detector(image)
+        return det, self.faces(image, det)
+
+    def result(self, size: tuple[int, int], detections: Detections, faces: np.ndarray, probs: np.ndarray,
+               path: str | None = None, frame: int | None = None, time_s: float | None = None) -> ImageResult:
+        """The :class:`ImageResult` of an image of ``size`` from its faces and their probabilities."""
+        w, h = size
         results = []
         # Left to right, so that the numbers on a figure read naturally.
-        for i in sorted(range(len(det)), key=lambda k: (det.boxes[k, 0] + det.boxes[k, 2], det.boxes[k, 1])):
-            x1, y1, x2, y2 = det.boxes[i]
+        boxes = detections.boxes
+        for i in sorted(range(len(detections)), key=lambda k: (boxes[k, 0] + boxes[k, 2], boxes[k, 1])):
+            x1, y1, x2, y2 = boxes[i]
             box = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
             p = probs[i].astype(np.float64)
             p = p / p.sum()  # float32 softmax sums to 1 ± 1e-7; make the JSON exact-ish
+            marks = detections.landmarks
             results.append(FaceResult(
                 box=tuple(float(v) for v in box),
-                score=float(det.scores[i]),
-                landmarks=tuple((float(x), float(y)) for x, y in det.landmarks[i]),
+                score=float(detections.scores[i]),
+                landmarks=None if marks is None else tuple((float(x), float(y)) for x, y in marks[i]),
                 label=self.class_names[int(p.argmax())],
                 probabilities={name: float(v) for name, v in zip(self.class_names, p)},
                 crop=faces[i],
             ))
         return ImageResult(path=path, size=(w, h), faces=results, frame=frame, time_s=time_s)
+
+    def predict_rgb(self, image: Image.Image, path: str | None = None, frame: int | None = None,
+                    time_s: float | None = None) -> ImageResult:
+        """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
+        det, faces = self.find_faces(image)
+        return self.result(image.size, det, faces, self.classify(faces), path=path, frame=frame, time_s=time_s)
+
+    def describe(self) -> dict[str, Any]:
+        """The model and settings behind every result, as ``predictions.json`` records them."""
+        return {
+            "model": {"checkpoint": self.checkpoint, "arch": getattr(self.model, "hparams", {}).get("arch"),
+                      "class_names": self.class_names, "temperature": self.temperature},
+            "settings": {"margin": self.margin, "align": self.align, "tta": self.tta,
+                         "min_face": self.detector.min_face or "auto", "min_score": self.detector.min_score,
+                         "device": str(self.device), "runtime": self.runtime,
+                         "faces_are_crops": self.faces_are_crops},
+        }
 
     def __call__(self, image: ImageSource) -> ImageResult:
         """Detect and classify every face in ``image`` (a path, PIL image or RGB numpy array).

@@ -28,7 +28,7 @@ class FaceResult:
         box: ``(x1, y1, x2, y2)`` in pixels of the (EXIF-rotated) original image, clipped to it.
         score: the detector's face probability.
         landmarks: five ``(x, y)`` points: left eye, right eye, nose, mouth left, mouth right
-            (left/right as seen in the image).
+            (left/right as seen in the image); ``None`` for a face given as a crop (no detector ran).
         label: the most probable class.
         probabilities: class name → probability (sums to 1).
         crop: the 48×48 grayscale uint8 face the classifier saw (not part of the JSON).
@@ -36,7 +36,7 @@ class FaceResult:
 
     box: Box
     score: float
-    landmarks: tuple[Point, ...]
+    landmarks: tuple[Point, ...] | None
     label: str
     probabilities: dict[str, float]
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -51,7 +51,7 @@ class FaceResult:
         return {
             "box": [_r(v) for v in self.box],
             "score": _r(self.score, 6),
-            "landmarks": [[_r(x), _r(y)] for x, y in self.landmarks],
+            "landmarks": None if self.landmarks is None else [[_r(x), _r(y)] for x, y in self.landmarks],
             "label": self.label,
             "probabilities": {k: _r(v, 6) for k, v in self.probabilities.items()},
         }

@@ -14,9 +14,7 @@ from emotion.errors import EmotionError
 from emotion.inference.annotate import draw_boxes
 from emotion.inference.results import ImageResult
 
-__all__ = ["VideoInfo", "open_video", "iter_frames", "VideoWriter"]
-
-
+__all__ = ["VideoInfo", "open_video", "iter_frames", "iter_video_results", "VideoWriter"]
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -68,6 +66,23 @@ def iter_frames(cap, every: int = 1) -> Iterator[tuple[int, Image.Image]]:
             index += 1
     finally:
         cap.release()
+
+
+def iter_video_results(predictor, path: str | os.PathLike, every: int = 1
+                       ) -> Iterator[tuple[VideoInfo, Image.Image, ImageResult]]:
+    """Every ``every``-th frame of the video at ``path`` with its :class:`ImageResult` (``frame``
+    and ``time_s`` set), as ``(info, frame, result)``.
+
+    Raises:
+        EmotionError: the file cannot be opened as a video, or no frame of it decodes.
+    """
+    cap, info = open_video(path)
+    n = 0
+    for index, frame in iter_frames(cap, every):
+        n += 1
+        yield info, frame, predictor.predict_rgb(frame, path=str(path), frame=index, time_s=index / info.fps)
+    if n == 0:
+        raise EmotionError(f"'{path}' has no decodable frames.")
 
 
 class VideoWriter:
