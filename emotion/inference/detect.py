@@ -64,19 +64,22 @@ class FaceDetector:
         self.max_side = int(max_side)
         self.mtcnn = MTCNN(self.device)
 
-    def min_face_for(self, size: tuple[int, int]) -> float:
-        """The smallest face (px) searched for in an image of ``size`` (w, h)."""
-        if self.min_face is not None:
-            return self.min_face
+    def min_face_for(self, size: tuple[int, int], min_face: float | None | str = "own") -> float:
+        """The smallest face (px) searched for in an image of ``size`` (w, h), with the detector's
+        own ``min_face`` or the one given (``None``: auto)."""
+        min_face = self.min_face if min_face == "own" else min_face
+        if min_face is not None:
+            return float(min_face)
         lo, hi = AUTO_MIN_FACE_RANGE
         want = min(max(min(size) * AUTO_MIN_FACE_FRACTION, lo), hi)
         steps = round(math.log(want / MTCNN_MIN_FACE) / -math.log(self.mtcnn.factor))
         return MTCNN_MIN_FACE * self.mtcnn.factor ** -steps
 
-    def __call__(self, image: Image.Image) -> Detections:
-        """Detect faces in an RGB image."""
+    def __call__(self, image: Image.Image, min_face: float | None | str = "own") -> Detections:
+        """Detect faces in an RGB image, with the detector's own ``min_face`` or the one given."""
         w, h = image.size
-        min_face = self.min_face_for((w, h))
+        asked = self.min_face if min_face == "own" else min_face
+        min_face = self.min_face_for((w, h), asked)
         scale = min(1.0, self.max_side / max(w, h))
         small = image
         if scale < 1.0:
@@ -91,6 +94,6 @@ class FaceDetector:
         scores = found.scores.astype(np.float64)
         points = found.landmarks.astype(np.float64) / scale
         keep = scores >= self.min_score
-        if self.min_face is not None:  # asked for: drop smaller boxes (auto only says where to start)
-            keep &= np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.min_face
+        if asked is not None:  # asked for: drop smaller boxes (auto only says where to start)
+            keep &= np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= float(asked)
         return Detections(boxes[keep], scores[keep], points[keep])

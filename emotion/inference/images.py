@@ -6,6 +6,7 @@ becomes an :class:`~emotion.errors.EmotionError` that names the file.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ __all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image", "to_rgb"]
 #: its error is reported the same way; we do not change that global.
 MAX_PIXELS = 120_000_000
 
-ImageSource = str | os.PathLike | Image.Image | np.ndarray
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 ORIENTATION_TAG = 0x0112  # EXIF
 
 
@@ -81,38 +82,51 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
         raise EmotionError(f"'{path}' not found.")
     if path.is_dir():
         raise EmotionError(f"'{path}' is a folder, not an image.")
+    return _decode(path, str(path), max_pixels, lambda: _read_file(path))
+
+
+def _decode(fp, name: str, max_pixels: int | None, raw) -> Image.Image:
+    """Decode the image file ``fp`` (a path or a binary file object), named ``name`` in messages.
+    Its type comes from its bytes, never from a name. ``raw()`` gives its bytes as a uint8 tensor,
+    for the fast JPEG path."""
     try:
         with warnings.catch_warnings():
             # Our own limit decides; PIL's warning between 89 and 179 MP would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                _check_pixels(im.size, max_pixels, str(path))  # header only: nothing decoded yet
-                fast = _decode_plain_jpeg(im, path)
+            with Image.open(fp) as im:
+                _check_pixels(im.size, max_pixels, name)  # header only: nothing decoded yet
+                fast = _decode_plain_jpeg(im, raw)
                 if fast is not None:
                     return fast
                 im.load()
                 # Orientation must be applied while the EXIF block is at hand.
                 return ImageOps.exif_transpose(im) if im.getexif() else im.copy()
     except Image.DecompressionBombError as e:
-        raise EmotionError(f"'{path}' refused as a possible decompression bomb ({e}).") from None
+        raise EmotionError(f"'{name}' refused as a possible decompression bomb ({e}).") from None
     except UnidentifiedImageError:
-        raise EmotionError(f"'{path}' is not an image (unrecognised format).") from None
+        raise EmotionError(f"'{name}' is not an image (unrecognised format).") from None
     except PermissionError:
-        raise EmotionError(f"'{path}' cannot be read (permission denied).") from None
+        raise EmotionError(f"'{name}' cannot be read (permission denied).") from None
     except DECODE_ERRORS as e:
-        raise EmotionError(f"'{path}' cannot be decoded (truncated or corrupt: {first_line(e)}).") from None
+        raise EmotionError(f"'{name}' cannot be decoded (truncated or corrupt: {first_line(e)}).") from None
 
 
-def _decode_plain_jpeg(im: Image.Image, path: Path) -> Image.Image | None:
+def _read_file(path: Path):
+    from torchvision.io import read_file
+
+    return read_file(str(path))
+
+
+def _decode_plain_jpeg(im: Image.Image, raw) -> Image.Image | None:
     """An upright RGB JPEG decoded by torchvision's libjpeg-turbo: the same pixels as PIL's, about
     a third faster here (a 1200×630 progressive photo: 11 ms against 15). ``None`` for anything else
     (other formats and modes, a rotated EXIF orientation, a decoding error), which PIL then reads."""
     if im.format != "JPEG" or im.mode != "RGB" or im.getexif().get(ORIENTATION_TAG, 1) != 1:
         return None
-    from torchvision.io import decode_jpeg, read_file
+    from torchvision.io import decode_jpeg
 
     try:
-        return Image.fromarray(decode_jpeg(read_file(str(path))).permute(1, 2, 0).numpy())
+        return Image.fromarray(decode_jpeg(raw()).permute(1, 2, 0).numpy())
     except RuntimeError:  # libjpeg's own complaint: let PIL decode it, or name what is wrong
         return None
 
@@ -121,8 +135,8 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
     """Load an image as upright 8-bit RGB.
 
     Args:
-        source: a file path, a PIL image or a numpy array (RGB channel order; convert OpenCV's
-            BGR first).
+        source: a file path, the bytes of an image file (an upload), a PIL image or a numpy array
+            (RGB channel order; convert OpenCV's BGR first).
         max_pixels: refuse images with more pixels than this, or a side over :data:`MAX_SIDE`
             (``None``: no limit).
 
@@ -135,6 +149,16 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         return to_rgb(_open(path, max_pixels)), str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise EmotionError("the upload is empty: send the bytes of an image file.")
+        import torch
+
+        def raw():
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+        return to_rgb(_decode(io.BytesIO(data), "upload", max_pixels, raw)), None
     if isinstance(source, Image.Image):
         name = getattr(source, "filename", None) or None
         _check_pixels(source.size, max_pixels, name or "image")

@@ -127,23 +127,26 @@ class FaceEmotionPredictor:
         return np.stack(crops)
 
     @torch.inference_mode()
-    def classify(self, faces: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, C) for uint8 faces (N, 48, 48), as one batch."""
+    def classify(self, faces: np.ndarray, tta: str | None = None) -> np.ndarray:
+        """Class probabilities (N, C) for uint8 faces (N, 48, 48), as one batch, under ``tta``
+        (default: the predictor's)."""
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         x = to_model_input(faces, self.input_size).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            probs = predict_proba(self._scored, x, self.tta)
+            probs = predict_proba(self._scored, x, self.tta if tta is None else tta)
         return probs.float().cpu().numpy()
 
-    def find_faces(self, image: Image.Image) -> tuple[Detections, np.ndarray]:
+    def find_faces(self, image: Image.Image, *, min_face: float | None | str = "own",
+                   faces_are_crops: bool | None = None) -> tuple[Detections, np.ndarray]:
         """The faces of an upright RGB image: their detections and the 48×48 uint8 crops (N, 48, 48)
         the classifier sees. With :meth:`classify` and :meth:`result` this is :meth:`predict_rgb`,
-        split so that a server can classify the faces of several images in one batch."""
-        if self.faces_are_crops:
+        split so that a server can classify the faces of several images in one batch. ``min_face``
+        and ``faces_are_crops`` override the predictor's own for this image."""
+        if self.faces_are_crops if faces_are_crops is None else faces_are_crops:
             w, h = image.size
             return Detections(np.array([[0.0, 0.0, w, h]]), np.ones(1), None), to_fer_face(image)[None]
-        det = self.detector(image)
+        det = self.detector(image, min_face=min_face)
         return det, self.faces(image, det)
 
     def result(self, size: tuple[int, int], detections: Detections, faces: np.ndarray, probs: np.ndarray,

@@ -1,0 +1,304 @@
+"""The HTTP app: ``POST /predict`` (an image in, the faces' JSON out), ``GET /health``, the web page
+at ``/`` and an offline API page at ``/docs``.
+
+Every refusal is a 4xx JSON ``{"error": "…"}`` naming what was wrong and what to do; the server
+keeps serving. Nothing a client sends is ever used as a path: uploads are decoded from memory and
+their type is read from their bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import io
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from email import policy
+from email.parser import BytesParser
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from emotion.errors import EmotionError
+from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
+from emotion.models.tta import TTA_MODES
+from emotion.service.batcher import FaceBatcher
+
+__all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
+
+log = logging.getLogger("emotion.serve")
+
+#: Multipart field names taken as the image (the page sends ``file``).
+UPLOAD_FIELDS = ("file", "image")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts.
+
+    Attributes:
+        max_body_mb: largest request body; a larger one is refused (413) before it is read whole.
+        max_pixels: largest image (width × height), checked from its header before decoding (413).
+        max_pending: requests admitted at once (queued or in progress); beyond: 503 + Retry-After.
+        timeout_s: a request not answered within this gets 504.
+        api_key: when set, every request but ``/health`` needs it (``X-API-Key`` or ``Authorization: Bearer``).
+        max_batch: most faces per classifier batch.
+        batch_wait_ms: how long a batch waits for faces of other requests.
+        batching: classify the faces of concurrent requests together (off: one request at a time).
+        threads: decoding/detection threads.
+    """
+
+    max_body_mb: float = 10.0
+    max_pixels: int = 40_000_000
+    max_pending: int = 64
+    timeout_s: float = 30.0
+    api_key: str | None = None
+    max_batch: int = 256
+    batch_wait_ms: float = 5.0
+    batching: bool = True
+    threads: int = 2
+
+
+class Refused(Exception):
+    """A request refused with ``status`` and one clear message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _options(request: Request) -> dict[str, Any]:
+    """The query options, checked: ``min_face``, ``tta``, ``faces_are_crops``, ``crops``."""
+    q = request.query_params
+    unknown = sorted(set(q) - {"min_face", "tta", "faces_are_crops", "crops"})
+    if unknown:
+        raise Refused(400, f"unknown query option {unknown[0]!r}; use min_face, tta, faces_are_crops or crops.")
+    opts: dict[str, Any] = {"min_face": "own", "tta": None, "faces_are_crops": None, "crops": False}
+    if "min_face" in q:
+        raw = q["min_face"]
+        if raw == "auto":
+            opts["min_face"] = None
+        else:
+            try:
+                opts["min_face"] = int(raw)
+            except ValueError:
+                raise Refused(400, f"min_face={raw!r}: give px (an integer of at least {MTCNN_MIN_FACE}) "
+                                   "or 'auto'.") from None
+            if not MTCNN_MIN_FACE <= opts["min_face"] <= 4096:
+                raise Refused(400, f"min_face={raw}: must be between {MTCNN_MIN_FACE} and 4096 px, or 'auto'.")
+    if "tta" in q:
+        if q["tta"] not in TTA_MODES:
+            raise Refused(400, f"tta={q['tta']!r}: choose one of {', '.join(TTA_MODES)}.")
+        opts["tta"] = q["tta"]
+    for flag in ("faces_are_crops", "crops"):
+        if flag in q:
+            value = q[flag].lower()
+            if value not in ("true", "false", "1", "0", ""):
+                raise Refused(400, f"{flag}={q[flag]!r}: give true or false.")
+            opts[flag] = value in ("true", "1", "")
+    return opts
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
+    Content-Length before reading, else while streaming (a chunked upload)."""
+    too_big = Refused(413, f"the request body is larger than the {limit / 1e6:g} MB limit; send a smaller image.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _image_bytes(content_type: str, body: bytes) -> bytes:
+    """The image in a raw body, or in a multipart form's ``file`` (or ``image``) field."""
+    if not body:
+        raise Refused(400, "the request body is empty: send an image file, raw or as the multipart field 'file'.")
+    if not content_type.lower().startswith("multipart/form-data"):
+        return body
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise Refused(400, "the multipart body cannot be parsed (no boundary or no parts).")
+    names = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        names.append(name)
+        if name in UPLOAD_FIELDS:
+            return part.get_payload(decode=True) or b""
+    raise Refused(400, f"the form has no field 'file' (found: {', '.join(map(repr, names)) or 'none'}); "
+                       "send the image as the multipart field 'file'.")
+
+
+def _png_b64(face: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(face, "L").save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class _Service:
+    """The predictor, its batcher and thread pool, and the admission count."""
+
+    def __init__(self, predictor: FaceEmotionPredictor, limits: Limits) -> None:
+        self.predictor = predictor
+        self.limits = limits
+        self.batcher = FaceBatcher(predictor.classify, max_batch=limits.max_batch,
+                                   max_wait_ms=limits.batch_wait_ms, enabled=limits.batching)
+        self.pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="decode-detect")
+        self.pending = 0
+        self.served = 0
+        self.refused: dict[int, int] = {}
+
+    def find_faces(self, data: bytes, opts: dict[str, Any]):
+        rgb, _ = load_image(data, max_pixels=self.limits.max_pixels)
+        det, faces = self.predictor.find_faces(rgb, min_face=opts["min_face"], faces_are_crops=opts["faces_are_crops"])
+        return rgb.size, det, faces
+
+    async def predict(self, data: bytes, opts: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            size, det, faces = await loop.run_in_executor(self.pool, self.find_faces, data, opts)
+        except EmotionError as e:
+            status = 413 if "decompression bomb" in str(e) else 400  # too many pixels, or not an image
+            raise Refused(status, str(e)) from None
+        tta = opts["tta"] or self.predictor.tta
+        probs = await asyncio.wrap_future(self.batcher.submit(faces, tta))
+        result = self.predictor.result(size, det, faces, probs)
+        out = {"schema_version": SCHEMA_VERSION, **result.to_dict(), "tta": tta}
+        if opts["crops"]:
+            for face, doc in zip(result.faces, out["faces"]):
+                doc["crop_png"] = _png_b64(face.crop)
+        return out
+
+    def release(self, task: asyncio.Future) -> None:
+        """Free the slot of a request whose client was already answered (it timed out)."""
+        self.pending -= 1
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as lost
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.pool.shutdown(wait=True)
+
+
+def _docs_page(app: FastAPI) -> str:
+    """An API page built from the OpenAPI schema, with no script from elsewhere (works offline)."""
+    rows = []
+    for path, ops in app.openapi()["paths"].items():
+        for method, op in ops.items():
+            rows.append(f"<tr><td><code>{method.upper()} {path}</code></td><td>{op.get('summary', '')}</td>"
+                        f"<td>{op.get('description', '').replace(chr(10), '<br>')}</td></tr>")
+    return ("<!doctype html><meta charset=utf-8><title>emotion API</title>"
+            "<style>body{font:15px system-ui;margin:2em}td{border-top:1px solid #ddd;padding:.5em;"
+            "vertical-align:top}</style><h1>emotion API</h1><p>The schema: <a href=openapi.json>openapi.json</a>."
+            "</p><table>" + "".join(rows) + "</table>")
+
+
+def create_app(predictor: FaceEmotionPredictor, limits: Limits = Limits()) -> FastAPI:
+    """The FastAPI app serving ``predictor`` within ``limits``."""
+    from contextlib import asynccontextmanager
+
+    service = _Service(predictor, limits)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()
+
+    app = FastAPI(title="emotion", version=str(SCHEMA_VERSION), docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Every face in a photo and its expression (FER2013's seven classes).")
+    app.state.service = service
+    static = files("emotion.service") / "static"
+
+    def refuse(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        service.refused[status] = service.refused.get(status, 0) + 1
+        return _error(status, message, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: f"no such page: {request.url.path}; see /docs",
+                   405: f"{request.method} is not allowed on {request.url.path}; see /docs"}.get(exc.status_code,
+                                                                                               str(exc.detail))
+        return refuse(exc.status_code, message)
+
+    @app.middleware("http")
+    async def api_key(request: Request, call_next):
+        key = limits.api_key
+        if key and request.url.path not in ("/health", "/", "/app.js", "/style.css"):
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), key.encode()):
+                return refuse(401, "missing or wrong API key: send it as the X-API-Key header.")
+        return await call_next(request)
+
+    @app.post("/predict", summary="Every face of an image and its expression",
+              description="The image as the raw body or the multipart field 'file'. Query: min_face (px or "
+                          "auto), tta (none|flip|tencrop), faces_are_crops, crops (each face's 48×48 PNG, "
+                          "base64). Returns schema_version, size, faces (box, score, landmarks, label, "
+                          "probabilities) as predictions.json does.")
+    async def predict(request: Request) -> Response:
+        if service.pending >= limits.max_pending:
+            return refuse(503, f"the server is busy ({limits.max_pending} requests in progress); retry shortly.",
+                          {"Retry-After": "1"})
+        service.pending += 1
+        start, task = time.perf_counter(), None
+        try:
+            opts = _options(request)
+            data = _image_bytes(request.headers.get("content-type", ""),
+                                await _read_body(request, int(limits.max_body_mb * 1e6)))
+            task = asyncio.ensure_future(service.predict(data, opts))
+            out = await asyncio.wait_for(asyncio.shield(task), timeout=limits.timeout_s)
+        except Refused as e:
+            return refuse(e.status, e.message, e.headers)
+        except asyncio.TimeoutError:
+            return refuse(504, f"the image was not processed within {limits.timeout_s:g} s; send a smaller one "
+                               "or retry.")
+        finally:
+            # A timed-out request's work goes on (it is shielded); its slot is free only when that ends,
+            # so the work admitted stays bounded.
+            if task is None or task.done():
+                service.pending -= 1
+            else:
+                task.add_done_callback(service.release)
+        service.served += 1
+        out["time_ms"] = round((time.perf_counter() - start) * 1000, 2)
+        return JSONResponse(out)
+
+    @app.get("/health", summary="Liveness, the model and the load")
+    async def health() -> dict[str, Any]:
+        described = predictor.describe()
+        return {"status": "ok", "schema_version": SCHEMA_VERSION, "model": described["model"],
+                "settings": described["settings"], "limits": {**asdict(limits), "api_key": bool(limits.api_key)},
+                "pending": service.pending, "served": service.served,
+                "refused": {str(k): v for k, v in sorted(service.refused.items())},
+                "batching": service.batcher.stats()}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text())
+
+    @app.get("/app.js", include_in_schema=False)
+    async def script() -> Response:
+        return Response((static / "app.js").read_text(), media_type="text/javascript")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_docs_page(app))
+
+    return app

@@ -1,0 +1,110 @@
+"""Dynamic batching: the faces of concurrent requests are classified in one batch."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["FaceBatcher"]
+
+_STOP = object()
+
+
+class FaceBatcher:
+    """A thread that gathers the faces submitted within ``max_wait_ms`` of the first (up to
+    ``max_batch`` faces) and classifies them with one call of ``classify(faces, tta)`` per TTA mode.
+
+    Requests wait for detection in their own threads, so the classifier's batch grows with the
+    load; a lone request waits at most ``max_wait_ms`` more than it would alone. ``max_wait_ms=0``
+    still batches whatever is already queued; ``enabled=False`` classifies each request on its own,
+    in the caller's thread (the baseline the benchmark compares with).
+
+    Args:
+        classify: ``(faces (N, 48, 48) uint8, tta) -> probabilities (N, C)``.
+        max_batch: most faces per classifier call.
+        max_wait_ms: how long the first request of a batch waits for others.
+        enabled: batch at all.
+    """
+
+    def __init__(self, classify: Callable[[np.ndarray, str], np.ndarray], max_batch: int = 256,
+                 max_wait_ms: float = 5.0, enabled: bool = True) -> None:
+        self.classify = classify
+        self.max_batch = int(max_batch)
+        self.max_wait = max(0.0, float(max_wait_ms)) / 1000
+        self.enabled = bool(enabled)
+        self.batches = 0  # classifier calls, and the faces and requests they held: for /health
+        self.faces = 0
+        self.largest = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()  # classifier calls never overlap: one batch at a time
+        self._thread = threading.Thread(target=self._loop, name="face-batcher", daemon=True)
+        if self.enabled:
+            self._thread.start()
+
+    def submit(self, faces: np.ndarray, tta: str = "none") -> Future:
+        """A future of the probabilities (N, C) of ``faces``."""
+        future: Future = Future()
+        if len(faces) == 0 or not self.enabled:
+            try:
+                future.set_result(self._run(faces, tta, requests=1) if len(faces) else
+                                  self.classify(faces, tta))
+            except Exception as e:  # noqa: BLE001 - delivered to the waiting request
+                future.set_exception(e)
+            return future
+        self._queue.put((faces, tta, future))
+        return future
+
+    def close(self) -> None:
+        """Stop the thread after the batches already queued."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+
+    def stats(self) -> dict[str, float]:
+        return {"batches": self.batches, "faces": self.faces, "largest_batch": self.largest,
+                "mean_batch": round(self.faces / self.batches, 2) if self.batches else 0.0}
+
+    def _run(self, faces: np.ndarray, tta: str, requests: int) -> np.ndarray:
+        with self._lock:
+            probs = self.classify(faces, tta)
+            self.batches += 1
+            self.faces += len(faces)
+            self.largest = max(self.largest, len(faces))
+        return probs
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            items, n = [item], len(item[0])
+            deadline = time.monotonic() + self.max_wait
+            while n < self.max_batch:
+                try:
+                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) \
+                        if self.max_wait else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                items.append(more)
+                n += len(more[0])
+            for tta in dict.fromkeys(t for _, t, _ in items):  # one call per TTA mode, in arrival order
+                group = [(f, fut) for f, t, fut in items if t == tta]
+                try:
+                    probs = self._run(np.concatenate([f for f, _ in group]), tta, requests=len(group))
+                except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+                    for _, fut in group:
+                        fut.set_exception(e)
+                    continue
+                start = 0
+                for f, fut in group:
+                    fut.set_result(probs[start:start + len(f)])
+                    start += len(f)

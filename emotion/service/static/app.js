@@ -1,0 +1,150 @@
+// The page of `python -m emotion.serve`: plain JS, no build step, nothing loaded from elsewhere.
+"use strict";
+
+const COLORS = {angry: "#e53935", disgust: "#8e24aa", fear: "#5e35b1", happy: "#fdd835",
+                sad: "#1e88e5", surprise: "#fb8c00", neutral: "#90a4ae"};
+const $ = (id) => document.getElementById(id);
+const photo = $("photo"), video = $("video"), overlay = $("overlay"), facesBox = $("faces");
+let streaming = null;
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+async function predict(blob) {
+  const form = new FormData();
+  form.append("file", blob, "upload");
+  const query = "crops=true" + ($("tta").checked ? "&tta=flip" : "");
+  const response = await fetch("predict?" + query, {method: "POST", body: form});
+  const body = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function draw(result, shown) {
+  const [w, h] = result.size;
+  overlay.width = shown.clientWidth;
+  overlay.height = shown.clientHeight;
+  const sx = overlay.width / w, sy = overlay.height / h;
+  const ctx = overlay.getContext("2d");
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  ctx.lineWidth = 2;
+  ctx.font = "bold 14px system-ui, sans-serif";
+  result.faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = face.box;
+    const color = COLORS[face.label] || "#fff";
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
+    const tag = `${i + 1} ${face.label} ${Math.round(face.probabilities[face.label] * 100)}%`;
+    const tw = ctx.measureText(tag).width + 8;
+    ctx.fillStyle = color;
+    ctx.fillRect(x1 * sx, Math.max(0, y1 * sy - 20), tw, 20);
+    ctx.fillStyle = "#000";
+    ctx.fillText(tag, x1 * sx + 4, Math.max(15, y1 * sy - 5));
+  });
+}
+
+function listFaces(result) {
+  facesBox.replaceChildren(...result.faces.map((face, i) => {
+    const card = document.createElement("div");
+    card.className = "face";
+    const img = document.createElement("img");
+    img.alt = `face ${i + 1}`;
+    if (face.crop_png) img.src = "data:image/png;base64," + face.crop_png;
+    const info = document.createElement("div");
+    const label = document.createElement("div");
+    label.className = "label";
+    label.dataset.label = face.label;
+    label.textContent = `${i + 1}. ${face.label}`;
+    info.append(label);
+    for (const [name, p] of Object.entries(face.probabilities)) {
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      bar.innerHTML = `<b>${name}</b><i style="width:${Math.round(p * 120)}px;background:${COLORS[name]}"></i>` +
+                      `${(p * 100).toFixed(1)}%`;
+      info.append(bar);
+    }
+    card.append(img, info);
+    return card;
+  }));
+}
+
+function show(result, shown, prefix = "") {
+  draw(result, shown);
+  listFaces(result);
+  const n = result.faces.length;
+  setStatus(`${prefix}${n} face${n === 1 ? "" : "s"} found in ${result.time_ms} ms.`);
+  document.body.dataset.faces = String(n);
+}
+
+async function analyseFile(file) {
+  if (!file) return;
+  stopWebcam();
+  setStatus("Analysing…");
+  document.body.dataset.faces = "";
+  photo.src = URL.createObjectURL(file);
+  await photo.decode().catch(() => {});
+  try {
+    show(await predict(file), photo);
+  } catch (error) {
+    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+    facesBox.replaceChildren();
+    setStatus(error.message, true);
+    document.body.dataset.faces = "error";
+  }
+}
+
+function stopWebcam() {
+  if (!streaming) return;
+  streaming.getTracks().forEach((t) => t.stop());
+  streaming = null;
+  video.style.display = "none";
+  photo.style.display = "block";
+  $("webcam").textContent = "Use webcam";
+}
+
+async function webcamLoop() {
+  const canvas = document.createElement("canvas");
+  while (streaming) {
+    if (video.videoWidth) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext("2d").drawImage(video, 0, 0);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+      try {
+        if (streaming) show(await predict(blob), video, "Webcam: ");
+      } catch (error) {
+        setStatus(error.message, true);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+$("webcam").addEventListener("click", async () => {
+  if (streaming) return stopWebcam();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return setStatus("This browser gives no camera here (it needs https or localhost).", true);
+  }
+  try {
+    streaming = await navigator.mediaDevices.getUserMedia({video: true});
+  } catch (error) {
+    return setStatus(`No camera: ${error.message}`, true);
+  }
+  video.srcObject = streaming;
+  video.style.display = "block";
+  photo.style.display = "none";
+  $("webcam").textContent = "Stop webcam";
+  webcamLoop();
+});
+
+$("file").addEventListener("change", (e) => analyseFile(e.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  analyseFile(e.dataTransfer.files[0]);
+});
