@@ -16,7 +16,11 @@ PEERS_VENV ?= .venv-peers
 PEERS_PY := $(PEERS_VENV)/bin/python
 PEERS_PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PEERS_PY) -m pip
 
-.PHONY: help install bench-peers train train-sample evaluate test test-slow test-all lint results accuracy-table clean
+browser: ## Headless Chromium and its driver from Debian, for the page test (tests/test_serve.py); needs root
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo 'chromium and chromedriver: present'; \
+	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
+
+.PHONY: help install browser bench-peers train train-sample evaluate test test-slow test-all lint results accuracy-table clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

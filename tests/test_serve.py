@@ -1,0 +1,212 @@
+"""The prediction service (#24), a real server on 127.0.0.1 driven by a real HTTP client (httpx) and a
+real headless browser: answers, batching, load, bad uploads, API key, SIGTERM."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import signal
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from emotion.inference import FaceEmotionPredictor
+from emotion.service.process import ServerProcess
+from tests.conftest import ROOT, SHARED_PHOTOS, png_header
+
+SAMPLE_PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"  # six FER2013 faces, 672×464
+GROUP = SHARED_PHOTOS / "group_of_six.jpg"
+ARTIFACTS = ROOT / "outputs" / "test_artifacts"
+
+
+def log_problems(server: ServerProcess) -> list[str]:
+    return [line for line in server.log().splitlines() if "Traceback" in line or "ERROR" in line]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ServerProcess(["--api-key", ""]) as s:
+        yield s
+    assert not log_problems(s), s.log()
+
+
+def test_predict_answers_with_the_predictors_faces(server):
+    data = SAMPLE_PHOTO.read_bytes()
+    raw = httpx.post(server.url + "/predict", content=data, timeout=60)
+    form = httpx.post(server.url + "/predict", files={"file": ("x.bin", data, "text/plain")}, timeout=60)
+    assert raw.status_code == 200 and form.status_code == 200, (raw.text, form.text)
+    mine = FaceEmotionPredictor.from_checkpoint()(SAMPLE_PHOTO).to_dict()
+    for body in (raw.json(), form.json()):
+        assert body["schema_version"] == 1 and body["size"] == [672, 464]
+        assert len(body["faces"]) == len(mine["faces"]) == 6
+        for theirs, ours in zip(body["faces"], mine["faces"]):
+            assert set(theirs) == set(ours)  # the same per-face JSON as predictions.json
+            assert theirs["box"] == ours["box"] and theirs["label"] == ours["label"]
+            assert max(abs(theirs["probabilities"][k] - v) for k, v in ours["probabilities"].items()) < 0.02
+
+
+def test_query_options_crops_and_refusals(server):
+    url = server.url + "/predict"
+    face = next((ROOT / "emotion/assets/fer2013_sample/test/happy").glob("*.jpg")).read_bytes()
+    body = httpx.post(url + "?faces_are_crops=true&tta=flip&crops=true", content=face, timeout=60).json()
+    (f,) = body["faces"]
+    assert body["tta"] == "flip" and f["box"] == [0, 0, 48, 48] and f["landmarks"] is None
+    assert Image.open(io.BytesIO(base64.b64decode(f["crop_png"]))).size == (48, 48)
+    for query, word in (("tta=sideways", "tta"), ("min_face=3", "min_face"), ("colour=1", "colour"),
+                        ("faces_are_crops=maybe", "faces_are_crops")):
+        r = httpx.post(f"{url}?{query}", content=face, timeout=30)
+        assert r.status_code == 400 and word in r.json()["error"], (query, r.text)
+    assert httpx.get(server.url + "/nowhere").json()["error"].startswith("no such page")
+    assert httpx.get(url).status_code == 405
+    health = httpx.get(server.url + "/health").json()
+    assert health["status"] == "ok" and health["model"]["checkpoint"] == "bundled"
+    assert "POST /predict" in httpx.get(server.url + "/docs").text
+    assert "/predict" in httpx.get(server.url + "/openapi.json").json()["paths"]
+
+
+def test_bad_uploads_are_refused_and_leave_memory_bounded(tmp_path):
+    good = SAMPLE_PHOTO.read_bytes()
+    jpeg = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 800, 3), np.uint8)).save(jpeg, "JPEG")
+    bad = {
+        "non-image bytes": ({"content": b"%PDF-1.4 not an image at all" * 10}, 400, "not an image"),
+        "truncated JPEG": ({"content": jpeg.getvalue()[:5000]}, 400, "truncated"),
+        "30000x30000 PNG": ({"content": png_header(30000, 30000)}, 413, "decompression bomb"),
+        "empty body": ({"content": b""}, 400, "empty"),
+        "wrong field name": ({"files": {"photo": ("a.jpg", good, "image/jpeg")}}, 400, "no field 'file'"),
+        "oversized body": ({"content": b"\xff" * 3_000_001}, 413, "larger than"),
+    }
+    with ServerProcess(["--max-body-mb", "3"]) as server:
+        proc = psutil.Process(server.proc.pid)
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for _ in range(5):
+                assert client.post("/predict", content=good).status_code == 200
+            after_good = proc.memory_info().rss
+            for name, (kwargs, status, words) in bad.items():
+                for _ in range(3):
+                    r = client.post("/predict", **kwargs)
+                    assert r.status_code == status, (name, r.status_code, r.text)
+                    assert words in r.json()["error"], (name, r.json())
+            # A chunked upload without Content-Length is cut off at the limit while streaming.
+            chunks = (b"\0" * 1_000_000 for _ in range(5))
+            r = client.post("/predict", content=chunks)
+            assert r.status_code == 413, r.text
+            assert client.post("/predict", content=good).status_code == 200  # still serving
+            peak = int(next(line.split()[1] for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                            if line.startswith("VmHWM"))) * 1024
+        assert peak <= 1.5 * after_good, f"peak RSS {peak / 1e6:.0f} MB, after good requests {after_good / 1e6:.0f} MB"
+    assert not log_problems(server), server.log()
+
+
+def test_load_16_clients_every_request_answered_and_batched():
+    """16 clients, 400 requests: each is answered 200 or 503 (with Retry-After), none is lost, and
+    the faces of concurrent requests were classified together."""
+    data = SAMPLE_PHOTO.read_bytes()
+    with ServerProcess(["--max-pending", "12", "--batch-wait-ms", "5"]) as server:
+        latencies, statuses = [], []
+        lock = threading.Lock()
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                for _ in range(n):
+                    t = time.perf_counter()
+                    r = c.post("/predict", content=data)
+                    with lock:
+                        statuses.append(r.status_code)
+                        if r.status_code == 200:
+                            latencies.append(time.perf_counter() - t)
+                            assert len(r.json()["faces"]) == 6
+                        else:
+                            assert r.headers.get("retry-after") and "busy" in r.json()["error"]
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(client, [25] * 16))
+        wall = time.perf_counter() - start
+        health = httpx.get(server.url + "/health").json()
+    assert len(statuses) == 400 and set(statuses) <= {200, 503}, sorted(set(statuses))
+    assert statuses.count(200) >= 100
+    assert health["served"] == statuses.count(200) and health["pending"] == 0
+    assert health["batching"]["largest_batch"] > 6  # more than one request's faces in a batch
+    assert not log_problems(server), server.log()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    q = statistics.quantiles(latencies, n=100)
+    (ARTIFACTS / "serve_load.json").write_text(json.dumps({
+        "requests": 400, "clients": 16, "ok": statuses.count(200), "busy_503": statuses.count(503),
+        "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "ok_per_s": round(len(latencies) / wall, 2),
+        "batching": health["batching"]}, indent=2))
+
+
+def test_api_key_is_required_when_set():
+    with ServerProcess(["--api-key", "s3cret"]) as server:
+        data = SAMPLE_PHOTO.read_bytes()
+        assert httpx.get(server.url + "/health").status_code == 200
+        r = httpx.post(server.url + "/predict", content=data, timeout=60)
+        assert r.status_code == 401 and "API key" in r.json()["error"]
+        assert httpx.post(server.url + "/predict", content=data, headers={"X-API-Key": "wrong"}).status_code == 401
+        ok = httpx.post(server.url + "/predict", content=data, headers={"X-API-Key": "s3cret"}, timeout=60)
+        assert ok.status_code == 200
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_cleanly():
+    data = SAMPLE_PHOTO.read_bytes()
+    server = ServerProcess(["--threads", "1"]).start()
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(httpx.post, server.url + "/predict", content=data, timeout=60) for _ in range(6)]
+        time.sleep(0.3)  # the requests are in
+        server.proc.send_signal(signal.SIGTERM)
+        codes = [f.result().status_code for f in futures]
+    assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM, 143)
+    assert codes == [200] * 6
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert "Traceback" not in server.log(), server.log()
+
+
+def _chrome():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(not GROUP.is_file(), reason="../shared/photos/group_of_six.jpg is not here")
+@pytest.mark.skipif(_chrome() is None or shutil.which("chromedriver") is None,
+                    reason="no chromium and chromedriver (make browser installs Debian's)")
+def test_page_in_headless_chromium_shows_the_six_faces(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = _chrome()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(server.url + "/")
+        driver.find_element(By.ID, "file").send_keys(str(GROUP))
+        WebDriverWait(driver, 90).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-faces"))
+        assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-faces") == "6", \
+            driver.find_element(By.ID, "status").text
+        labels = [e.get_attribute("data-label") for e in driver.find_elements(By.CSS_SELECTOR, ".face .label")]
+        assert len(labels) == 6 and all(labels)
+        crops = driver.find_elements(By.CSS_SELECTOR, ".face img")
+        assert all(c.get_attribute("src").startswith("data:image/png;base64,") for c in crops)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "serve_page.png"))
+        assert driver.get_log("browser") == [] or all(e["level"] != "SEVERE" for e in driver.get_log("browser"))
+    finally:
+        driver.quit()
