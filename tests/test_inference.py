@@ -378,3 +378,37 @@ def test_bundled_model_recorded_test_accuracy(tmp_path):
         total += len(y)
     assert total > 3000
     assert abs(correct / total - recorded) < 0.002, (correct / total, recorded)
+
+
+def test_one_image_path_for_the_dataset_reader_and_the_predictor(tmp_path):
+    """The same RGBA/LA/P/I;16/EXIF-rotated files become identical 48×48 faces through the dataset
+    reader (training, evaluation of a folder) and through the predictor (#21: they disagreed on alpha)."""
+    from emotion.data.sources import _decode
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (64, 64), np.uint8)
+    alpha = np.where(np.arange(64)[None, :] < 32, 0, 255).astype(np.uint8).repeat(64, 0)  # left half clear
+    files = {
+        "rgba_half_clear.png": Image.fromarray(np.dstack([grey, grey, grey, alpha]), "RGBA"),
+        "rgba_all_clear.png": Image.fromarray(np.dstack([grey, grey, grey, np.zeros_like(grey)]), "RGBA"),
+        "la.png": Image.fromarray(np.dstack([grey, alpha]), "LA"),
+        "i16.png": Image.fromarray(grey.astype(np.uint16) * 257),
+    }
+    palette = Image.fromarray(grey, "L").convert("P")
+    palette.info["transparency"] = int(np.asarray(palette)[0, 0])
+    files["p_transparent.png"] = palette
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    rotated = Image.fromarray(np.dstack([grey, grey // 2, grey]), "RGB")
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # rotate 90° when shown
+    rotated.save(tmp_path / "exif_rotated.jpg", exif=exif.tobytes())
+    predictor = FaceEmotionPredictor.from_checkpoint(faces_are_crops=True)
+    for path in sorted(tmp_path.iterdir()):
+        dataset_face = _decode(str(path))
+        rgb, _ = load_image(path)
+        _, faces = predictor.find_faces(rgb)
+        assert dataset_face is not None and faces.shape == (1, 48, 48)
+        assert np.array_equal(dataset_face, faces[0]), path.name
+    assert (_decode(str(tmp_path / "rgba_all_clear.png")) == 255).all()  # transparent reads as white
+    assert (_decode(str(tmp_path / "la.png"))[:, :20] == 255).all()

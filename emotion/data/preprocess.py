@@ -13,10 +13,10 @@ import struct
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 __all__ = ["FER_SIZE", "IMAGE_SUFFIXES", "MEAN", "STD", "MAX_SIDE", "DECODE_ERRORS", "HIGH_BIT_MODES", "scale_to_u8",
-           "to_fer_face", "to_model_input"]
+           "upright", "to_rgb", "to_fer_face", "to_model_input"]
 
 FER_SIZE = 48
 #: File suffixes read as images, by the dataset readers and by the predictor alike.
@@ -51,8 +51,32 @@ def scale_to_u8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (a loaded copy where there is none). Call it
+    while the file is open: the EXIF block is read from it."""
+    return ImageOps.exif_transpose(image) if image.getexif() else image.copy()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit RGB; transparency is composited over white (how viewers show it)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in HIGH_BIT_MODES:
+        return Image.fromarray(scale_to_u8(np.asarray(image)), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode == "La":  # premultiplied: PIL converts it to LA only
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Convert a face image (any mode, any size) to a 48×48 grayscale uint8 array.
+    """Convert a face image (any mode, any size) to a 48×48 grayscale uint8 array; modes other
+    than L and RGB go through :func:`to_rgb` (transparency over white).
 
     FER2013 faces are grayscale and 48×48, so this is also how detected faces are
     prepared for the classifier at inference time.
@@ -60,11 +84,9 @@ def to_fer_face(image: Image.Image | np.ndarray) -> np.ndarray:
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if image.mode not in ("L", "RGB"):
-        # Palette, RGBA, CMYK, 16-bit ("I;16"/"I") and float modes: go through RGB or scale to 8 bit.
-        if image.mode in HIGH_BIT_MODES:
-            image = Image.fromarray(scale_to_u8(np.asarray(image)))
-        else:
-            image = image.convert("RGB")
+        # The one normalisation of every other mode (alpha, palette, 16-bit, float, CMYK), shared
+        # with the predictor's reader, so that a model is scored on the pixels it predicts on.
+        image = to_rgb(image)
     gray = image.convert("L")
     if gray.size != (FER_SIZE, FER_SIZE):
         gray = gray.resize((FER_SIZE, FER_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from emotion.data.classes import CLASS_ALIASES, CLASS_NAMES, SPLITS, USAGE_TO_SPLIT, class_id
-from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, IMAGE_SUFFIXES, MAX_SIDE, to_fer_face
+from emotion.data.preprocess import DECODE_ERRORS, FER_SIZE, IMAGE_SUFFIXES, MAX_SIDE, to_fer_face, upright
 from emotion.errors import EmotionError
 
 __all__ = ["RawFER", "locate_source", "source_fingerprint", "read_source", "is_test_set_folder",
@@ -128,7 +128,7 @@ def _decode(path: str) -> np.ndarray | None:
             if max(im.size) > MAX_SIDE:  # a bomb: skip it undecoded
                 return None
             im.load()
-            return to_fer_face(im)
+            return to_fer_face(upright(im))  # the predictor's reader turns photos by EXIF too
     except (UnidentifiedImageError, Image.DecompressionBombError, *DECODE_ERRORS):
         return None
 

@@ -12,12 +12,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from emotion.data.preprocess import DECODE_ERRORS, HIGH_BIT_MODES, MAX_SIDE, scale_to_u8
+from emotion.data.preprocess import DECODE_ERRORS, MAX_SIDE, scale_to_u8, to_rgb, upright
 from emotion.errors import EmotionError, first_line
 
-__all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image", "to_rgb"]
+__all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image"]
 
 #: Largest image we decode (width × height). 120 MP admits every camera photo (a 102 MP
 #: medium-format frame included) while keeping the decoded RGB under ~360 MB. Checked from the
@@ -40,23 +40,6 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> N
     if max_pixels is not None and max(w, h) > MAX_SIDE:
         raise EmotionError(f"'{name}' is {w}×{h}, a side above the {MAX_SIDE} px limit (refused as a possible "
                            "decompression bomb); downscale it first.")
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode → 8-bit RGB; transparency is composited over white (how viewers show it)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in HIGH_BIT_MODES:
-        return Image.fromarray(scale_to_u8(np.asarray(image)), "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode == "La":  # premultiplied: PIL converts it to LA only
-        image = image.convert("LA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:
@@ -99,8 +82,7 @@ def _decode(fp, name: str, max_pixels: int | None, raw) -> Image.Image:
                 if fast is not None:
                     return fast
                 im.load()
-                # Orientation must be applied while the EXIF block is at hand.
-                return ImageOps.exif_transpose(im) if im.getexif() else im.copy()
+                return upright(im)
     except Image.DecompressionBombError as e:
         raise EmotionError(f"'{name}' refused as a possible decompression bomb ({e}).") from None
     except UnidentifiedImageError:
@@ -164,7 +146,7 @@ def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tupl
         _check_pixels(source.size, max_pixels, name or "image")
         try:
             source.load()  # a lazily opened image is decoded only now
-            return to_rgb(ImageOps.exif_transpose(source) if source.getexif() else source), name
+            return to_rgb(upright(source)), name
         except DECODE_ERRORS as e:
             raise EmotionError(f"'{name or 'image'}' cannot be decoded ({first_line(e)}).") from None
     if isinstance(source, np.ndarray):
