@@ -210,3 +210,22 @@ def test_page_in_headless_chromium_shows_the_six_faces(server):
         assert driver.get_log("browser") == [] or all(e["level"] != "SEVERE" for e in driver.get_log("browser"))
     finally:
         driver.quit()
+
+
+def test_batcher_classifies_concurrent_submissions_in_one_batch_with_the_same_answers():
+    from emotion.data.sources import _decode
+    from emotion.service import FaceBatcher
+
+    predictor = FaceEmotionPredictor.from_checkpoint(bf16=False)  # fp32: batch-independent to 1e-5
+    files = sorted((ROOT / "emotion/assets/fer2013_sample/test").rglob("*.jpg"))[:9]
+    faces = np.stack([_decode(str(p)) for p in files])
+    parts = [faces[:2], faces[2:3], faces[3:9]]
+    batcher = FaceBatcher(predictor.classify, max_wait_ms=200, in_flight=lambda: len(parts))
+    try:
+        futures = [batcher.submit(p) for p in parts]
+        results = [f.result(timeout=30) for f in futures]
+    finally:
+        batcher.close()
+    assert batcher.stats()["batches"] == 1 and batcher.stats()["largest_batch"] == 9
+    for part, probs in zip(parts, results):
+        assert np.allclose(probs, predictor.classify(part), atol=1e-5)

@@ -160,7 +160,8 @@ class _Service:
         self.predictor = predictor
         self.limits = limits
         self.batcher = FaceBatcher(predictor.classify, max_batch=limits.max_batch,
-                                   max_wait_ms=limits.batch_wait_ms, enabled=limits.batching)
+                                   max_wait_ms=limits.batch_wait_ms, enabled=limits.batching,
+                                   in_flight=lambda: self.pending)
         self.pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="decode-detect")
         self.pending = 0
         self.served = 0

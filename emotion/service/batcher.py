@@ -20,7 +20,8 @@ class FaceBatcher:
     ``max_batch`` faces) and classifies them with one call of ``classify(faces, tta)`` per TTA mode.
 
     Requests wait for detection in their own threads, so the classifier's batch grows with the
-    load; a lone request waits at most ``max_wait_ms`` more than it would alone. ``max_wait_ms=0``
+    load. A batch waits only while ``in_flight()`` (the requests admitted) says that more requests
+    than it holds are under way, so a lone request is classified at once. ``max_wait_ms=0``
     still batches whatever is already queued; ``enabled=False`` classifies each request on its own,
     in the caller's thread (the baseline the benchmark compares with).
 
@@ -29,14 +30,16 @@ class FaceBatcher:
         max_batch: most faces per classifier call.
         max_wait_ms: how long the first request of a batch waits for others.
         enabled: batch at all.
+        in_flight: how many requests are under way (default: the batch is always worth waiting for).
     """
 
     def __init__(self, classify: Callable[[np.ndarray, str], np.ndarray], max_batch: int = 256,
-                 max_wait_ms: float = 5.0, enabled: bool = True) -> None:
+                 max_wait_ms: float = 5.0, enabled: bool = True, in_flight: Callable[[], int] | None = None) -> None:
         self.classify = classify
         self.max_batch = int(max_batch)
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000
         self.enabled = bool(enabled)
+        self.in_flight = in_flight or (lambda: self.max_batch + 1)
         self.batches = 0  # classifier calls, and the faces and requests they held: for /health
         self.faces = 0
         self.largest = 0
@@ -51,7 +54,7 @@ class FaceBatcher:
         future: Future = Future()
         if len(faces) == 0 or not self.enabled:
             try:
-                future.set_result(self._run(faces, tta, requests=1) if len(faces) else
+                future.set_result(self._run(faces, tta) if len(faces) else
                                   self.classify(faces, tta))
             except Exception as e:  # noqa: BLE001 - delivered to the waiting request
                 future.set_exception(e)
@@ -69,7 +72,7 @@ class FaceBatcher:
         return {"batches": self.batches, "faces": self.faces, "largest_batch": self.largest,
                 "mean_batch": round(self.faces / self.batches, 2) if self.batches else 0.0}
 
-    def _run(self, faces: np.ndarray, tta: str, requests: int) -> np.ndarray:
+    def _run(self, faces: np.ndarray, tta: str) -> np.ndarray:
         with self._lock:
             probs = self.classify(faces, tta)
             self.batches += 1
@@ -86,6 +89,8 @@ class FaceBatcher:
             items, n = [item], len(item[0])
             deadline = time.monotonic() + self.max_wait
             while n < self.max_batch:
+                if self._queue.empty() and self.in_flight() <= len(items):
+                    break  # nobody else is coming: waiting would only add latency
                 try:
                     more = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) \
                         if self.max_wait else self._queue.get_nowait()
@@ -99,7 +104,7 @@ class FaceBatcher:
             for tta in dict.fromkeys(t for _, t, _ in items):  # one call per TTA mode, in arrival order
                 group = [(f, fut) for f, t, fut in items if t == tta]
                 try:
-                    probs = self._run(np.concatenate([f for f, _ in group]), tta, requests=len(group))
+                    probs = self._run(np.concatenate([f for f, _ in group]), tta)
                 except Exception as e:  # noqa: BLE001 - every waiting request gets the error
                     for _, fut in group:
                         fut.set_exception(e)
