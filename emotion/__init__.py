@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Lightning is heavy to import; load the LightningModule only when asked for.
     if name == "EmotionClassifier":
-        from emotion.module import EmotionClassifier
+        from emotion.training.module import EmotionClassifier
         return EmotionClassifier
     if name == "FaceEmotionPredictor":
         from emotion.inference import FaceEmotionPredictor

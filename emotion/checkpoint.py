@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from emotion.device import best_device
 from emotion.errors import EmotionError, first_line
 
-__all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "best_device", "TrainedModel", "HParams",
+__all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "TrainedModel", "HParams",
            "DEFAULT_MODEL", "ONNX_FILE"]
 
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
@@ -53,15 +54,6 @@ class TrainedModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-
-def best_device() -> torch.device:
-    """CUDA if available, else Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -5,40 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
-__all__ = ["CONFIG_DIR", "ASSETS_DIR", "auto_precision", "choose_precision", "cpu_has_native_bf16", "wandb_offline"]
+from emotion.device import choose_precision
+
+__all__ = ["CONFIG_DIR", "ASSETS_DIR", "auto_precision", "wandb_offline"]
 
 _PACKAGE = Path(__file__).resolve().parent
 #: Hydra's config folder: ``conf/`` beside the package in a source checkout (where users edit it),
 #: ``emotion/conf/`` in an installed wheel (see pyproject.toml).
 CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
 ASSETS_DIR = _PACKAGE / "assets"
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX). Without it oneDNN emulates
-    bf16, which is slower than fp32, so bf16 autocast would not pay."""
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
-def choose_precision(accelerator: str = "auto") -> tuple[str, str]:
-    """The Lightning precision for ``accelerator`` (``auto``, ``gpu``/``cuda`` or ``cpu``), and why.
-
-    ``bf16-mixed`` where the device computes bf16 natively (a recent CUDA GPU; a CPU with AVX-512
-    BF16 or AMX, where it trains 1.6-3.5x faster), else full 32-bit precision.
-    """
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if on_gpu:
-        if torch.cuda.is_bf16_supported():
-            return "bf16-mixed", "this GPU supports bf16"
-        return "32-true", "this GPU has no bf16 support"
-    if cpu_has_native_bf16():
-        return "bf16-mixed", "this CPU has native bf16 (AVX-512 BF16 or AMX)"
-    return "32-true", "this CPU has no native bf16 (AVX-512 BF16 or AMX), where bf16 would be emulated and slower"
 
 
 def auto_precision(accelerator: str = "auto") -> str:

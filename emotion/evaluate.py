@@ -19,14 +19,15 @@ from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
 from emotion.data.classes import SPLIT_NAMES
 from emotion.data.sources import is_test_set_folder, locate_source
+from emotion.device import device_name
 from emotion.errors import quiet_library_warnings, user_errors_exit
 from emotion.io import write_json
 from emotion.models import Ensemble
-from emotion.module import EmotionClassifier
-from emotion.record import command_line, run_record, split_metrics
 from emotion.reporting.figures import plot_confusion_matrix
-from emotion.runinfo import device_name, git_commit
-from emotion.schema import EVAL_RULES, check_config
+from emotion.reporting.record import command_line, run_record, split_metrics
+from emotion.runinfo import git_commit
+from emotion.training.module import EmotionClassifier
+from emotion.training.schema import EVAL_RULES, check_config
 
 __all__ = ["evaluate", "main"]
 

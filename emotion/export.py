@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from emotion.calibration import expected_calibration_error, fit_temperature
 from emotion.checkpoint import ONNX_FILE, export_model, export_onnx, load_model
 from emotion.errors import EmotionError, user_errors_exit
+from emotion.training.calibration import expected_calibration_error, fit_temperature
 
 __all__ = ["main"]
 

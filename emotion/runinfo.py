@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 from pathlib import Path
 
-import torch
-
-__all__ = ["git_commit", "device_name"]
+__all__ = ["git_commit"]
 
 
 def git_commit() -> str:
@@ -23,10 +19,3 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def device_name(accelerator: str | None = None) -> str:
-    """A readable name of the device that ran: the GPU's name, or the CPU with its core count."""
-    if accelerator != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"

@@ -24,15 +24,16 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import read_checkpoint
-from emotion.cluster import requeued_checkpoint, shared_run_name
-from emotion.config import choose_precision
+from emotion.device import choose_precision, device_name
 from emotion.errors import EmotionError, TrainingInterrupted, quiet_library_warnings, user_errors_exit
-from emotion.history import EpochHistory
 from emotion.io import write_json
 from emotion.models import TTA_MODES, predict_proba
-from emotion.record import command_line, run_record, split_metrics
 from emotion.reporting.figures import plot_confusion_matrix, plot_prediction_grid
-from emotion.resume import (
+from emotion.reporting.record import command_line, run_record, split_metrics
+from emotion.runinfo import git_commit
+from emotion.training.cluster import requeued_checkpoint, shared_run_name
+from emotion.training.history import EpochHistory
+from emotion.training.resume import (
     LAST_CKPT,
     AtomicCheckpointIO,
     ExactResume,
@@ -42,8 +43,7 @@ from emotion.resume import (
     previous_wandb_id,
     wants_resume,
 )
-from emotion.runinfo import device_name, git_commit
-from emotion.schema import TRAIN_RULES, check_config
+from emotion.training.schema import TRAIN_RULES, check_config
 
 __all__ = ["train", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
 
@@ -301,7 +301,7 @@ def _runs_root(argv: list[str]) -> Path:
 def main() -> None:
     """``python -m emotion.train``. With ``ckpt_path=last`` alone, first find the interrupted run
     of the same command, and continue in its folder. Processes started together by torchrun or srun
-    share one run folder, named by the launch (:func:`emotion.cluster.shared_run_name`)."""
+    share one run folder, named by the launch (:func:`emotion.training.cluster.shared_run_name`)."""
     argv = sys.argv[1:]
     shared = None if names_run_dir(argv) else user_errors_exit(shared_run_name)
     if shared is not None:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from emotion.checkpoint import DEFAULT_MODEL, load_model
+from emotion.device import device_name
 from emotion.errors import user_errors_exit
 from emotion.inference import FaceEmotionPredictor, load_image
 from emotion.io import write_results
-from emotion.runinfo import device_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PHOTO = ROOT.parent / "shared" / "photos" / "group_of_six.jpg"

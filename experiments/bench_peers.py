@@ -37,9 +37,9 @@ import torch  # noqa: I001
 from emotion.data import FER2013DataModule
 from emotion.data.cache import default_cache_dir
 from emotion.data.classes import CLASS_NAMES
+from emotion.device import device_name
 from emotion.inference import FaceEmotionPredictor, load_image
 from emotion.io import write_results
-from emotion.runinfo import device_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"

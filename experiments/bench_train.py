@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-from emotion.config import choose_precision
+from emotion.device import choose_precision, device_name
 from emotion.io import write_json
 from emotion.models import list_models
 from emotion.models.layout import cpu_training_memory_format
-from emotion.module import EmotionClassifier
-from emotion.runinfo import device_name
+from emotion.training.module import EmotionClassifier
 
 HERE = Path(__file__).resolve().parent
 EPOCH = 28_709

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SHARED_FER = SHARED / "data" / "fer2013"
 SHARED_PHOTOS = SHARED / "photos"
+#: mini_xception's size, the same as the `fer` package's net: pinned here once for every test.
+MINI_XCEPTION_PARAMS = 56_951
 SAMPLE_ROOT = ASSETS_DIR / "fer2013_sample"
 
 needs_shared_fer = pytest.mark.skipif(not SHARED_FER.is_dir(), reason="../shared/data/fer2013 not present")

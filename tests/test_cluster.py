@@ -21,14 +21,14 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from emotion.checkpoint import load_model
-from emotion.cluster import requeued_checkpoint, shared_run_name
 from emotion.config import ASSETS_DIR, CONFIG_DIR
 from emotion.data import FER2013DataModule
 from emotion.errors import EmotionError
 from emotion.models import predict_proba
-from emotion.reporting.sweep import job_dirs
-from emotion.resume import LAST_CKPT
-from emotion.schema import TRAIN_RULES, check_config
+from emotion.training.cluster import requeued_checkpoint, shared_run_name
+from emotion.training.resume import LAST_CKPT
+from emotion.training.schema import TRAIN_RULES, check_config
+from emotion.training.sweeps import job_dirs
 from tests.conftest import ROOT, compose_cfg
 from tests.test_sweeps import FAST
 from tests.test_train import run_cli

@@ -62,14 +62,14 @@ def test_augment_configs_keep_48px_uint8(tmp_path, augment):
 
 @pytest.mark.parametrize("trainer", ["default", "cpu"])
 def test_trainer_precision_is_the_automatic_choice(tmp_path, trainer):
-    from emotion.config import choose_precision
+    from emotion.device import choose_precision
 
     cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
     assert cfg.trainer.precision == choose_precision(cfg.trainer.accelerator)[0]
 
 
 def test_native_bf16_is_read_from_the_cpu():
-    from emotion.config import cpu_has_native_bf16
+    from emotion.device import cpu_has_native_bf16
 
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
@@ -90,12 +90,12 @@ def test_native_bf16_is_read_from_the_cpu():
 def test_choose_precision(monkeypatch, cuda, gpu_bf16, cpu_bf16, accelerator, want):
     import torch
 
-    from emotion import config
+    from emotion import device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
-    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: cpu_bf16)
-    precision, why = config.choose_precision(accelerator)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: cpu_bf16)
+    precision, why = device.choose_precision(accelerator)
     assert precision == want and why
 
 

@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from emotion.calibration import expected_calibration_error, fit_temperature
 from emotion.checkpoint import load_model
+from emotion.training.calibration import expected_calibration_error, fit_temperature
 from tests.conftest import SAMPLE_ROOT
 from tests.test_train import run_cli
 

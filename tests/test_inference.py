@@ -14,7 +14,7 @@ from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.inference import FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle, load_image
-from tests.conftest import SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos, png_header
+from tests.conftest import ROOT, SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos, png_header
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 SAMPLE_PHOTO = ASSETS / "sample_faces.jpg"
@@ -124,16 +124,24 @@ def test_annotate_draws_photo_and_panel(predictor, sample_result):
 
 
 # -- options -------------------------------------------------------------------------------
-def test_inference_imports_no_lightning():
+def test_inference_imports_no_training_stack_and_warns_nothing(tmp_path):
+    """Predicting (photos and crops, and an annotated figure) loads no Lightning, Hydra, OmegaConf or
+    matplotlib, and no library warning reaches the user (#21 findings 3 and 8)."""
     import subprocess
     import sys
 
+    crop = next((ROOT / "emotion/assets/fer2013_sample/test/happy").glob("*.jpg"))
     code = ("import sys; from emotion import FaceEmotionPredictor; "
-            "p = FaceEmotionPredictor.from_checkpoint(device='cpu'); p(sys.argv[1]); "
-            "print(sorted(m for m in sys.modules if 'lightning' in m or m == 'emotion.module'))")
-    r = subprocess.run([sys.executable, "-c", code, str(SAMPLE_PHOTO)], capture_output=True, text=True, timeout=300)
+            "p = FaceEmotionPredictor.from_checkpoint(device='cpu'); r = p(sys.argv[1]); p.annotate(sys.argv[1], r); "
+            "FaceEmotionPredictor.from_checkpoint(device='cpu', faces_are_crops=True)(sys.argv[2]); "
+            "heavy = ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf', 'matplotlib'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('emotion.training')))")
+    r = subprocess.run([sys.executable, "-W", "default", "-c", code, str(SAMPLE_PHOTO), str(crop)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[]"
+    assert "Warning" not in r.stderr, r.stderr
+
 
 def test_bf16_classifier_agrees_with_fp32(predictor, sample_result):
     faces = np.stack([f.crop for f in sample_result.faces])

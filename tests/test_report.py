@@ -14,7 +14,7 @@ from emotion.evaluate import evaluate
 from emotion.report import main, write_report
 from emotion.reporting.table import COLUMNS
 from emotion.train import train
-from tests.conftest import compose_cfg, quick_overrides
+from tests.conftest import MINI_XCEPTION_PARAMS, compose_cfg, quick_overrides
 from tests.test_train import run_cli
 
 
@@ -51,7 +51,7 @@ def test_report_tables_and_figures(run_dirs, tmp_path, capsys):
         (d,) = [d for d in run_dirs if d.as_posix().endswith("/" + r["run"])]
         m = _metrics(d)
         assert float(r["val_acc"]) == pytest.approx(m["val"]["acc"])
-        assert r["arch"] == "mini_xception" and int(r["params"]) == m["params"] == 56_951
+        assert r["arch"] == "mini_xception" and int(r["params"]) == m["params"] == MINI_XCEPTION_PARAMS
         assert r["command"] == m["command"] and r["device"] == m["device"]
         if "test" in m:
             assert float(r["test_acc"]) == pytest.approx(m["test"]["acc"])

@@ -17,7 +17,7 @@ from emotion import EmotionClassifier, load_model
 from emotion.checkpoint import read_checkpoint
 from emotion.errors import EmotionError
 from emotion.io import atomic_path
-from emotion.resume import AtomicCheckpointIO
+from emotion.training.resume import AtomicCheckpointIO
 from tests.conftest import ROOT
 
 

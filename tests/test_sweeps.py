@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from emotion.config import CONFIG_DIR
 from emotion.report import write_report
-from emotion.reporting.sweep import job_dirs
+from emotion.training.sweeps import job_dirs
 from tests.conftest import ROOT, compose_cfg, wandb_records
 from tests.test_train import run_cli
 

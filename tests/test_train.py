@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from emotion import EmotionClassifier, load_model
-from emotion.config import cpu_has_native_bf16
 from emotion.data import CLASS_NAMES
+from emotion.device import cpu_has_native_bf16
 from emotion.models import list_models, predict_proba
 from emotion.train import train
 from tests.conftest import (
+    MINI_XCEPTION_PARAMS,
     ROOT,
     SHARED_FER,
     compose_cfg,
@@ -58,7 +59,7 @@ def test_short_real_run_writes_metrics(tmp_path):
     assert m["epochs"] == 3 and 0 <= m["best_epoch"] < 3
     # metrics.json val accuracy is that of the best checkpoint, which is what val/acc_best tracked.
     assert m["val"]["acc"] == pytest.approx(m["val_acc_best"], abs=1e-6)
-    assert m["params"] == 56_951
+    assert m["params"] == MINI_XCEPTION_PARAMS
     assert [r["epoch"] for r in m["history"]] == [0, 1, 2]  # learning curves, whatever the logger
     assert all({"train/acc", "train/loss", "val/acc", "val/loss", "lr"} <= set(r) for r in m["history"])
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
@@ -244,3 +245,18 @@ def test_ema_run_tests_the_average_and_tta_auto_picks_on_val(tmp_path):
         for x, y in objects["datamodule"].test_dataloader():
             correct += int((predict_proba(loaded, x, m["tta"]).argmax(1) == y).sum())
     assert correct == round(m["test"]["acc"] * m["test"]["n"])
+
+
+def test_a_checkpoint_made_before_the_layout_move_loads_and_resumes(tmp_path):
+    """tests/assets/pre_move/last.ckpt was written at commit 7c9356c, when the LightningModule, EMA,
+    resume and history modules sat at the top of ``emotion/`` (#21 moved them to ``emotion/training/``):
+    it still loads for inference and resumes training, EMA and history included."""
+    ckpt = ROOT / "tests" / "assets" / "pre_move" / "last.ckpt"
+    model = load_model(ckpt)
+    assert sum(p.numel() for p in model.parameters()) == MINI_XCEPTION_PARAMS
+    assert EmotionClassifier.load_from_checkpoint(ckpt).hparams.arch == "mini_xception"
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "callbacks=ema", "trainer.max_epochs=2",
+                                                f"ckpt_path={ckpt}"))
+    _, objects = train(cfg)
+    record = objects["results"]
+    assert record["epochs"] == 2 and [r["epoch"] for r in record["history"]] == [0, 1]

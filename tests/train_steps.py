@@ -12,7 +12,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from emotion.config import choose_precision
+from emotion.device import choose_precision
 from emotion.models import create_model
 from emotion.models.layout import cpu_training_memory_format
 

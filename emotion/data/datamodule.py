@@ -175,7 +175,7 @@ class FER2013DataModule(pl.LightningDataModule):
         weights = None
         if self.balance == "sampler":
             weights = 1.0 / self.class_counts("train")[ds.labels.numpy()]
-        # A resumed run builds this loader once its checkpoint is restored (emotion.resume.ExactResume
+        # A resumed run builds this loader once its checkpoint is restored (emotion.training.resume.ExactResume
         # sees to it), so its first epoch is known here; Lightning's set_epoch would come too late for
         # workers, which take their first indices as soon as the iterator exists.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0

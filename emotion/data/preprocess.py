@@ -100,6 +100,8 @@ def to_model_input(faces: np.ndarray | torch.Tensor, size: int = FER_SIZE) -> to
         faces: uint8 array or tensor of shape (H, W) or (N, H, W).
         size: side length the model expects; faces are resized bilinearly if it differs.
     """
+    if isinstance(faces, np.ndarray) and not faces.flags.writeable:
+        faces = faces.copy()  # a view of a PIL image is read-only, and torch warns about those
     x = torch.as_tensor(faces)
     if x.ndim == 2:
         x = x.unsqueeze(0)

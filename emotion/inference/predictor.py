@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from emotion.config import cpu_has_native_bf16
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
+from emotion.device import native_bf16
 from emotion.errors import EmotionError
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face
 from emotion.inference.detect import DETECT_MAX_SIDE, Detections, FaceDetector
@@ -91,8 +91,7 @@ class FaceEmotionPredictor:
         if self.tta not in TTA_MODES:
             raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
         if bf16 is None:
-            bf16 = (torch.cuda.is_bf16_supported() if self.device.type == "cuda"
-                    else self.device.type == "cpu" and cpu_has_native_bf16())
+            bf16 = native_bf16(self.device)
         self.bf16 = bool(bf16) and self.runtime == "torch"  # ONNX Runtime runs the graph as exported
         self.max_pixels = max_pixels
         self.faces_are_crops = bool(faces_are_crops)

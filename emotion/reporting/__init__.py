@@ -3,10 +3,10 @@
 - :mod:`emotion.reporting.runs`: read and validate run folders' ``metrics.json``.
 - :mod:`emotion.reporting.table`: the comparison table as Markdown and CSV.
 - :mod:`emotion.reporting.figures`: learning curves, per-class accuracy, confusion matrices.
-- :mod:`emotion.reporting.sweep`: a Hydra callback that prints and saves a sweep's best trial.
+- :mod:`emotion.reporting.record`: the ``metrics.json`` record that training and evaluation write.
 
-The command line is :mod:`emotion.report`. Nothing is imported here, so that Hydra can load the
-sweep callback without pulling in matplotlib.
+The command line is :mod:`emotion.report`. Nothing is imported here, so that reading a record
+does not pull in matplotlib.
 """
 
-__all__ = ["figures", "runs", "sweep", "table"]
+__all__ = ["figures", "record", "runs", "table"]

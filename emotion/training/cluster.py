@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from emotion.errors import EmotionError
-from emotion.resume import LAST_CKPT
+from emotion.training.resume import LAST_CKPT
 
 __all__ = ["shared_run_name", "requeued_checkpoint"]
 

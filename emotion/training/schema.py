@@ -19,7 +19,7 @@ from emotion.data.classes import SPLIT_NAMES, check_label_map
 from emotion.data.datamodule import BALANCE_MODES
 from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, list_models
-from emotion.module import OPTIMIZERS, SCHEDULERS
+from emotion.training.module import OPTIMIZERS, SCHEDULERS
 
 __all__ = ["ConfigError", "check_config", "TRAIN_RULES", "EVAL_RULES"]
 
