@@ -16,7 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.trainer.states import TrainerStatus
@@ -31,19 +31,15 @@ from emotion.models import TTA_MODES, predict_proba
 from emotion.reporting.figures import plot_confusion_matrix, plot_prediction_grid
 from emotion.reporting.record import command_line, run_record, split_metrics
 from emotion.runinfo import git_commit
-from emotion.training.cluster import requeued_checkpoint, shared_run_name
+from emotion.training.cluster import requeued_checkpoint, run_dir_override
 from emotion.training.history import EpochHistory
 from emotion.training.resume import (
     LAST_CKPT,
     AtomicCheckpointIO,
     ExactResume,
-    find_interrupted_run,
-    job_overrides,
-    names_run_dir,
-    previous_wandb_id,
-    wants_resume,
 )
 from emotion.training.schema import TRAIN_RULES, check_config
+from emotion.training.wandb_logger import continue_wandb_run
 
 __all__ = ["train", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
 
@@ -106,7 +102,7 @@ def _interrupted(exc: SystemExit, trainer: pl.Trainer, out: Path) -> TrainingInt
 
 
 @dataclass
-class _Run:
+class _Training:
     """What :func:`train` builds from the config, handed from one step to the next."""
 
     cfg: DictConfig
@@ -119,14 +115,11 @@ class _Run:
     history: EpochHistory
 
 
-def build(cfg: DictConfig, ckpt_path: str | None) -> _Run:
+def build(cfg: DictConfig, ckpt_path: str | None) -> _Training:
     """Data, model, loggers, callbacks and trainer as ``cfg`` says (a resumed run keeps its W&B id)."""
     out = Path(cfg.paths.output_dir)
-    if ckpt_path and cfg.get("logger") and cfg.logger.get("wandb") and cfg.logger.wandb.get("id") is None:
-        wandb_id = previous_wandb_id(out)
-        if wandb_id:  # continue the same W&B run rather than start a second one
-            with open_dict(cfg):
-                cfg.logger.wandb.id, cfg.logger.wandb.resume = wandb_id, "allow"
+    if ckpt_path:
+        continue_wandb_run(cfg, out)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     model = instantiate(cfg.model, class_weights=dm.class_weights)
@@ -145,10 +138,10 @@ def build(cfg: DictConfig, ckpt_path: str | None) -> _Run:
     if trainer.world_size > 1:
         log.info("process %d of %d, joined by %s", trainer.global_rank, trainer.world_size,
                  type(trainer.strategy.cluster_environment).__name__)
-    return _Run(cfg, out, dm, model, trainer, loggers, callbacks, history)
+    return _Training(cfg, out, dm, model, trainer, loggers, callbacks, history)
 
 
-def fit(run: _Run, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
+def fit(run: _Training, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
     """Train; returns the logged metrics, the per-epoch history and the number of epochs done.
 
     Raises:
@@ -170,7 +163,7 @@ def fit(run: _Run, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list
     return metrics, list(run.history.epochs), trainer.current_epoch
 
 
-def evaluate_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
+def evaluate_best(run: _Training) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
     """Val for the record, then PrivateTest once, both on the best-on-val checkpoint, with the
     test-time augmentation the config names, fixed before the run. ``tta: auto`` picks it here,
     by PublicTest accuracy alone (:func:`choose_tta`).
@@ -201,7 +194,7 @@ def evaluate_best(run: _Run) -> tuple[dict[str, dict], str | None, dict[str, tor
     return splits, best, dict(trainer.callback_metrics)
 
 
-def choose_tta(run: _Run, best: str | None) -> dict[str, float]:
+def choose_tta(run: _Training, best: str | None) -> dict[str, float]:
     """PublicTest accuracy of the best checkpoint under each test-time augmentation, cheapest first."""
     accs = {}
     for mode in TTA_MODES:
@@ -211,7 +204,7 @@ def choose_tta(run: _Run, best: str | None) -> dict[str, float]:
     return accs
 
 
-def write_record(run: _Run, record: dict[str, Any]) -> None:
+def write_record(run: _Training, record: dict[str, Any]) -> None:
     """``metrics.json``, and with a test result its confusion matrix and sample predictions (also to W&B)."""
     out, model = run.out, run.model
     write_json(out / "metrics.json", record)
@@ -272,8 +265,8 @@ def _finish_wandb(loggers: list[Logger], exit_code: int = 0) -> None:
 
 
 def _epoch_of(ckpt: str | None) -> int | None:
-    name = Path(ckpt).stem if ckpt else ""
-    return int(name.split("_")[-1]) if name.startswith("epoch_") and name.split("_")[-1].isdigit() else None
+    """The epoch a checkpoint was saved at, read from the checkpoint (its file name is the config's)."""
+    return int(read_checkpoint(ckpt)["epoch"]) if ckpt else None
 
 
 @hydra.main(version_base="1.3", config_path=str(config.CONFIG_DIR), config_name="train")
@@ -289,35 +282,13 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-def _runs_root(argv: list[str]) -> Path:
-    """The folder holding this command's run folders (``hydra.run.dir`` without its time stamp)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config.CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=job_overrides(argv), return_hydra_config=True)
-        return Path(cfg.hydra.run.dir).parent
-
-
 def main() -> None:
     """``python -m emotion.train``. With ``ckpt_path=last`` alone, first find the interrupted run
     of the same command, and continue in its folder. Processes started together by torchrun or srun
-    share one run folder, named by the launch (:func:`emotion.training.cluster.shared_run_name`)."""
-    argv = sys.argv[1:]
-    shared = None if names_run_dir(argv) else user_errors_exit(shared_run_name)
-    if shared is not None:
-        try:
-            sys.argv.append(f"hydra.run.dir={_runs_root(argv) / shared}")
-        except Exception:  # noqa: BLE001 - a bad override: Hydra reports it below
-            pass
-    elif wants_resume(argv):
-        try:
-            root = _runs_root(argv)
-        except Exception:  # noqa: BLE001 - a bad override: Hydra reports it below
-            root = None
-        if root is not None:
-            run_dir = user_errors_exit(lambda: find_interrupted_run(root, argv))
-            print(f"resuming {run_dir}", file=sys.stderr)
-            sys.argv.append(f"hydra.run.dir={run_dir}")
+    share one run folder, named by the launch (:func:`emotion.training.cluster.run_dir_override`)."""
+    override = user_errors_exit(lambda: run_dir_override(sys.argv[1:]))
+    if override is not None:
+        sys.argv.append(override)  # @hydra.main reads its overrides from sys.argv, and only there
     hydra_main()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -24,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SHARED_FER = SHARED / "data" / "fer2013"
 SHARED_PHOTOS = SHARED / "photos"
+#: Six real FER2013 faces pasted on a 672×464 canvas (tests/assets/sample_faces.json says where).
+SAMPLE_PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"
+#: Overrides of a one-batch sweep trial on the bundled sample.
+FAST = ["trainer.fast_dev_run=true", "data=fer2013_sample", "data.num_workers=0", "data.batch_size=16",
+        "trainer=cpu", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false"]
 #: mini_xception's size, the same as the `fer` package's net: pinned here once for every test.
 MINI_XCEPTION_PARAMS = 56_951
 SAMPLE_ROOT = ASSETS_DIR / "fer2013_sample"
@@ -142,3 +150,10 @@ def wandb_records(path: Path) -> Iterator:
             record = pb.Record()
             record.ParseFromString(buf)
             yield record
+
+
+def run_cli(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m module args`` from the repository root, W&B silent, warnings off."""
+    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)

@@ -29,9 +29,7 @@ from emotion.training.cluster import requeued_checkpoint, shared_run_name
 from emotion.training.resume import LAST_CKPT
 from emotion.training.schema import TRAIN_RULES, check_config
 from emotion.training.sweeps import job_dirs
-from tests.conftest import ROOT, compose_cfg
-from tests.test_sweeps import FAST
-from tests.test_train import run_cli
+from tests.conftest import FAST, ROOT, compose_cfg, run_cli
 
 QUIET = ["logger=csv", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false", "data.num_workers=0"]

@@ -8,8 +8,7 @@ import torch
 
 from emotion.checkpoint import load_model
 from emotion.training.calibration import expected_calibration_error, fit_temperature
-from tests.conftest import SAMPLE_ROOT
-from tests.test_train import run_cli
+from tests.conftest import SAMPLE_ROOT, run_cli
 
 
 def test_fit_temperature_recovers_a_known_one():

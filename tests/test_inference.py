@@ -14,10 +14,17 @@ from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.inference import FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle, load_image
-from tests.conftest import ROOT, SHARED_FER, SHARED_PHOTOS, needs_shared_fer, needs_shared_photos, png_header
+from tests.conftest import (
+    ROOT,
+    SAMPLE_PHOTO,
+    SHARED_FER,
+    SHARED_PHOTOS,
+    needs_shared_fer,
+    needs_shared_photos,
+    png_header,
+)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-SAMPLE_PHOTO = ASSETS / "sample_faces.jpg"
 SAMPLE_TILES = json.loads((ASSETS / "sample_faces.json").read_text())
 TILE = 160  # side of each face tile in the sample photo (experiments/make_sample_photo.py)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,7 @@ from emotion.config import ASSETS_DIR
 from emotion.inference import MTCNN_MIN_FACE, FaceDetector
 from emotion.inference.mtcnn import MTCNN, area_resample, integral_image
 from experiments.detection_check import CANVAS_SIZES, Before, check, load_faces, make_canvas
-
-SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
+from tests.conftest import SAMPLE_PHOTO
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 

@@ -20,9 +20,7 @@ from emotion.data.preprocess import to_fer_face
 from emotion.inference import FaceEmotionPredictor
 from emotion.inference.inputs import collect_inputs
 from emotion.predict import main
-from tests.conftest import ROOT, SAMPLE_ROOT
-
-SAMPLE_PHOTO = Path(__file__).resolve().parent / "assets" / "sample_faces.jpg"
+from tests.conftest import ROOT, SAMPLE_PHOTO, SAMPLE_ROOT
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from emotion.training.resume import find_interrupted_run, job_overrides, previous_wandb_id, wants_resume
+from emotion.training.resume import find_interrupted_run, job_overrides, wants_resume
+from emotion.training.wandb_logger import previous_wandb_id
 from tests.conftest import ROOT, survivors
 
 # Three epochs of 9 steps (280 training faces, batch 32), with prefetching workers, dropout and

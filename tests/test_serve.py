@@ -22,9 +22,8 @@ from PIL import Image
 
 from emotion.inference import FaceEmotionPredictor
 from emotion.service.process import ServerProcess
-from tests.conftest import ROOT, SHARED_PHOTOS, png_header
+from tests.conftest import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
 
-SAMPLE_PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"  # six FER2013 faces, 672×464
 GROUP = SHARED_PHOTOS / "group_of_six.jpg"
 ARTIFACTS = ROOT / "outputs" / "test_artifacts"
 

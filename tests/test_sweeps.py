@@ -15,12 +15,8 @@ from omegaconf import OmegaConf
 from emotion.config import CONFIG_DIR
 from emotion.report import write_report
 from emotion.training.sweeps import job_dirs
-from tests.conftest import ROOT, compose_cfg, wandb_records
-from tests.test_train import run_cli
+from tests.conftest import FAST, ROOT, compose_cfg, run_cli, wandb_records
 
-FAST = ["trainer.fast_dev_run=true", "data=fer2013_sample", "data.num_workers=0", "data.batch_size=16",
-        "trainer=cpu", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false"]
 OPTUNA_CONF = CONFIG_DIR / "hparams_search" / "fer_optuna.yaml"
 WANDB_SWEEP = ROOT / "experiments" / "sweeps" / "fer_bayes.yaml"
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,15 +20,10 @@ from tests.conftest import (
     compose_cfg,
     needs_shared_fer,
     quick_overrides,
+    run_cli,
     wandb_records,
     write_ck_style,
 )
-
-
-def run_cli(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("model", list_models())

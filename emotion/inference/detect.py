@@ -28,11 +28,12 @@ AUTO_MIN_FACE_RANGE = (MTCNN_MIN_FACE, 48)
 
 @dataclass(frozen=True)
 class Detections:
-    """Faces found in one image, in original-image pixels (boxes are not clipped)."""
+    """Faces found in one image, in its pixels (boxes are not clipped), most confident first from
+    :class:`~emotion.inference.mtcnn.MTCNN`; float32 there, float64 from :class:`FaceDetector`."""
 
-    boxes: np.ndarray  # (N, 4) float64: x1, y1, x2, y2
-    scores: np.ndarray  # (N,) float64
-    landmarks: np.ndarray | None  # (N, 5, 2) float64; None for faces given as crops (no detector ran)
+    boxes: np.ndarray  # (N, 4): x1, y1, x2, y2
+    scores: np.ndarray  # (N,)
+    landmarks: np.ndarray | None  # (N, 5, 2); None for faces given as crops (no detector ran)
 
     def __len__(self) -> int:
         return len(self.scores)

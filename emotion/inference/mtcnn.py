@@ -13,7 +13,6 @@ from ``MTCNN.detect`` by float rounding only (``tests/test_mtcnn.py`` compares t
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +25,8 @@ from facenet_pytorch.models.utils.detect_face import (
     rerec,
 )
 from torchvision.ops import batched_nms
+
+from emotion.inference.detect import Detections
 
 __all__ = ["MTCNN", "integral_image", "area_resample"]
 
@@ -79,13 +80,6 @@ def _batched(net: torch.nn.Module, x: torch.Tensor, size: int = 64) -> tuple[tor
     """``net(x)`` in chunks: a few dozen windows keep the activations in cache (about 2x faster)."""
     outs = [net(x[i:i + size]) for i in range(0, len(x), size)]
     return tuple(torch.cat(parts) for parts in zip(*outs))
-
-
-@dataclass(frozen=True)
-class MTCNNResult:
-    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2, most confident first
-    scores: np.ndarray  # (N,) float32
-    landmarks: np.ndarray  # (N, 5, 2) float32
 
 
 class MTCNN:
@@ -150,7 +144,7 @@ class MTCNN:
         return _normalise(area_resample(sat, y - 1, ey, x - 1, ex, size, size)), idx
 
     @torch.inference_mode()
-    def detect(self, rgb: np.ndarray, min_face: float = 20.0, anchor: float | None = None) -> MTCNNResult:
+    def detect(self, rgb: np.ndarray, min_face: float = 20.0, anchor: float | None = None) -> Detections:
         """Faces in an (H, W, 3) uint8 RGB array.
 
         Args:
@@ -165,7 +159,7 @@ class MTCNN:
             sat = integral_image(torch.as_tensor(rgb, device=self.device))
         t1, t2, t3 = self.thresholds
         dev = self.device
-        empty = MTCNNResult(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+        empty = Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
 
         # Stage 1: P-Net over the pyramid; NMS within each level, then across levels.
         picked = []
@@ -215,4 +209,4 @@ class MTCNN:
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes), device=dev), 0.7, "Min")
         boxes, points = boxes[pick].cpu().numpy(), points[pick].cpu().numpy()
         order = np.argsort(boxes[:, 4], kind="stable")[::-1]  # most confident first, as MTCNN.detect
-        return MTCNNResult(boxes[order, :4], boxes[order, 4], points[order])
+        return Detections(boxes[order, :4], boxes[order, 4], points[order])

@@ -13,13 +13,12 @@ from torch import nn
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
 from emotion.device import native_bf16
-from emotion.errors import EmotionError
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face
 from emotion.inference.detect import DETECT_MAX_SIDE, Detections, FaceDetector
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
 from emotion.inference.runtime import load_classifier
-from emotion.models.tta import TTA_MODES, predict_proba
+from emotion.models.tta import check_tta, predict_proba
 
 __all__ = ["FaceEmotionPredictor"]
 
@@ -87,9 +86,7 @@ class FaceEmotionPredictor:
         self._scored = _Tempered(self.model, self.temperature) if self.temperature != 1.0 else self.model
         self.margin = float(margin)
         self.align = bool(align)
-        self.tta = ("flip" if tta else "none") if isinstance(tta, bool) else str(tta)
-        if self.tta not in TTA_MODES:
-            raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
+        self.tta = check_tta(tta)
         if bf16 is None:
             bf16 = native_bf16(self.device)
         self.bf16 = bool(bf16) and self.runtime == "torch"  # ONNX Runtime runs the graph as exported

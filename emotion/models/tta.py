@@ -6,9 +6,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TTA_MODES", "predict_proba"]
+from emotion.errors import EmotionError
+
+__all__ = ["TTA_MODES", "check_tta", "predict_proba"]
 
 TTA_MODES = ("none", "flip", "tencrop")
+
+
+def check_tta(tta: str | bool) -> str:
+    """The TTA mode ``tta`` names (``True``: ``flip``, ``False``: ``none``), the one check of it.
+
+    Raises:
+        EmotionError: an unknown mode.
+    """
+    if isinstance(tta, bool):
+        return "flip" if tta else "none"
+    if tta not in TTA_MODES:
+        raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
+    return str(tta)
 
 
 def _ten_crops(x: torch.Tensor) -> list[torch.Tensor]:
@@ -26,13 +41,12 @@ def _ten_crops(x: torch.Tensor) -> list[torch.Tensor]:
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
     """Class probabilities (N, C) of ``model`` on the batch ``x``, averaged over TTA views."""
+    tta = check_tta(tta)
     if tta == "none":
         views = [x]
     elif tta == "flip":
         views = [x, torch.flip(x, dims=[-1])]
     elif tta == "tencrop":
         views = _ten_crops(x)
-    else:
-        raise ValueError(f"unknown tta {tta!r}; choose one of {', '.join(TTA_MODES)}")
     probs = torch.stack([model(v).float().softmax(dim=-1) for v in views])
     return probs.mean(dim=0)

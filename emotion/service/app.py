@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emotion.errors import EmotionError
 from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
-from emotion.models.tta import TTA_MODES
+from emotion.models.tta import check_tta
 from emotion.service.batcher import FaceBatcher
 
 __all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
@@ -99,9 +99,10 @@ def _options(request: Request) -> dict[str, Any]:
             if not MTCNN_MIN_FACE <= opts["min_face"] <= 4096:
                 raise Refused(400, f"min_face={raw}: must be between {MTCNN_MIN_FACE} and 4096 px, or 'auto'.")
     if "tta" in q:
-        if q["tta"] not in TTA_MODES:
-            raise Refused(400, f"tta={q['tta']!r}: choose one of {', '.join(TTA_MODES)}.")
-        opts["tta"] = q["tta"]
+        try:
+            opts["tta"] = check_tta(q["tta"])
+        except EmotionError as e:
+            raise Refused(400, str(e)) from None
     for flag in ("faces_are_crops", "crops"):
         if flag in q:
             value = q[flag].lower()

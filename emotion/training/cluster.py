@@ -9,13 +9,14 @@ folder and should go on from its checkpoint instead of starting over.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
-from emotion.errors import EmotionError
-from emotion.training.resume import LAST_CKPT
+from emotion.errors import EmotionError, first_line
+from emotion.training.resume import LAST_CKPT, find_interrupted_run, job_overrides, names_run_dir, wants_resume
 
-__all__ = ["shared_run_name", "requeued_checkpoint"]
+__all__ = ["shared_run_name", "requeued_checkpoint", "run_dir_override"]
 
 
 def _int(env: Mapping[str, str], key: str) -> int:
@@ -53,3 +54,43 @@ def requeued_checkpoint(run_dir: Path, env: Mapping[str, str] = os.environ) -> P
         return None
     saved = [p for p in [*run_dir.glob("hpc_ckpt_*.ckpt"), run_dir / LAST_CKPT] if p.is_file()]
     return max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+
+
+def _runs_root(argv: Sequence[str]) -> Path:
+    """The folder holding this command's run folders (``hydra.run.dir`` without its time stamp).
+
+    Raises:
+        EmotionError: the overrides do not compose (Hydra's message, in one line).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from emotion.config import CONFIG_DIR
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=job_overrides(argv), return_hydra_config=True)
+            return Path(cfg.hydra.run.dir).parent
+    except (HydraException, OmegaConfBaseException) as e:
+        raise EmotionError(f"the overrides {' '.join(job_overrides(argv))} do not compose: {first_line(e)}") from None
+
+
+def run_dir_override(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> str | None:
+    """The ``hydra.run.dir=…`` a training command needs before Hydra starts, or ``None``: the folder
+    that every process of a torchrun/srun launch shares (:func:`shared_run_name`), or the interrupted
+    run that ``ckpt_path=last`` continues (:func:`~emotion.training.resume.find_interrupted_run`).
+
+    Raises:
+        EmotionError: bad overrides, a launch whose processes cannot agree, no run to resume.
+    """
+    if names_run_dir(argv):
+        return None
+    shared = shared_run_name(env)
+    if shared is not None:
+        return f"hydra.run.dir={_runs_root(argv) / shared}"
+    if wants_resume(argv):
+        run_dir = find_interrupted_run(_runs_root(argv), argv)
+        print(f"resuming {run_dir}", file=sys.stderr)
+        return f"hydra.run.dir={run_dir}"
+    return None

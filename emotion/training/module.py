@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from emotion.checkpoint import TrainedModel, read_checkpoint
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
-from emotion.models import TTA_MODES, create_model, predict_proba
+from emotion.models import check_tta, create_model, predict_proba
 from emotion.models.layout import cpu_training_memory_format
 
 __all__ = ["EmotionClassifier"]
@@ -239,6 +239,4 @@ class EmotionClassifier(pl.LightningModule):
 
     def set_tta(self, tta: str) -> None:
         """Use test-time augmentation (``none``, ``flip``, ``tencrop``) in val/test steps."""
-        if tta not in TTA_MODES:
-            raise EmotionError(f"tta={tta!r}: choose one of {', '.join(TTA_MODES)}.")
-        self.tta = tta
+        self.tta = check_tta(tta)

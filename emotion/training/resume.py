@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +33,7 @@ from emotion.errors import EmotionError
 from emotion.io import atomic_path
 
 __all__ = ["LAST_CKPT", "ExactResume", "AtomicCheckpointIO", "EveryEpochCheckpoint", "find_interrupted_run",
-           "job_overrides", "names_run_dir", "wants_resume", "previous_wandb_id"]
+           "job_overrides", "names_run_dir", "wants_resume"]
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
 _RNG_STREAM = 1  # stream 0 is the sampler's
@@ -152,10 +151,3 @@ def find_interrupted_run(runs_root: Path, argv: Sequence[str]) -> Path:
         raise EmotionError(f"ckpt_path=last: '{unfinished[-1]}' stopped before its first epoch ended (no "
                            f"{LAST_CKPT}); start it again without ckpt_path.")
     return max(resumable, key=lambda r: (r / LAST_CKPT).stat().st_mtime)
-
-
-def previous_wandb_id(run_dir: Path) -> str | None:
-    """The W&B run id an interrupted run logged to, so the resumed one continues it."""
-    ids = [(m.group(1), m.group(2)) for d in (run_dir / "wandb").glob("*run-*")
-           if (m := re.fullmatch(r"(?:offline-)?run-(\d{8}_\d{6})-(\w+)", d.name))]
-    return max(ids)[1] if ids else None
