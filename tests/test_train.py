@@ -31,7 +31,8 @@ def test_fast_dev_run_every_model(tmp_path, model):
     cfg = compose_cfg(tmp_path, quick_overrides(f"model={model}", "trainer.fast_dev_run=true",
                                                 "data.batch_size=8"))
     metrics, objects = train(cfg)
-    assert "train/loss_epoch" in metrics or "train/loss" in metrics
+    assert {"train/loss_step", "train/loss_epoch"} <= set(metrics)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
     assert objects["results"]["test"]["n"] == 8  # one test batch
 
 
@@ -196,7 +197,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
                 f"data.cache_dir={tmp_path / 'cache'}", "model=mini_xception", "logger=csv",
                 "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "gloo" in (r.stdout + r.stderr).lower() or "distributed" in (r.stdout + r.stderr).lower()
+    out = r.stdout + r.stderr
+    assert "process 0 of 2" in out and "process 1 of 2" in out and "distributed_backend=gloo" in out
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["test"]["n"] == 16  # one batch of 8 on each of the 2 processes
 
@@ -239,6 +241,7 @@ def test_ema_run_tests_the_average_and_tta_auto_picks_on_val(tmp_path):
     assert correct == round(m["test"]["acc"] * m["test"]["n"])
 
 
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")  # it was made in another folder: expected
 def test_a_checkpoint_made_before_the_layout_move_loads_and_resumes(tmp_path):
     """tests/assets/pre_move/last.ckpt was written at commit 7c9356c, when the LightningModule, EMA,
     resume and history modules sat at the top of ``emotion/`` (#21 moved them to ``emotion/training/``):
