@@ -218,9 +218,19 @@ def test_bad_balance_mode():
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16"])
 def test_to_fer_face_any_mode(mode):
-    img = Image.new("RGB", (97, 131), (200, 100, 50)).convert(mode)
+    rgb = Image.new("RGB", (97, 131), (200, 100, 50))
+    # An adaptive palette holds the colour itself (the default web palette would dither it).
+    img = rgb.convert("P", palette=Image.Palette.ADAPTIVE) if mode == "P" else rgb.convert(mode)
     face = to_fer_face(img)
     assert face.shape == (48, 48) and face.dtype == np.uint8
+    # The same grey in every mode: ITU-R 601 luma of (200, 100, 50) is 124.2.
+    assert (face == 124).all(), (mode, np.unique(face))
+
+
+def test_to_fer_face_reads_transparency_as_white():
+    clear = Image.new("RGBA", (60, 60), (10, 20, 30, 0))
+    assert (to_fer_face(clear) == 255).all()
+    assert (to_fer_face(clear.convert("LA")) == 255).all()
 
 
 def test_model_input_shape_and_upsampling():
