@@ -41,7 +41,7 @@ from emotion.training.resume import (
 from emotion.training.schema import TRAIN_RULES, check_config
 from emotion.training.wandb_logger import continue_wandb_run
 
-__all__ = ["train", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
+__all__ = ["train", "TrainResult", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +220,21 @@ def write_record(run: _Training, record: dict[str, Any]) -> None:
     log.info("wrote %s", out / "metrics.json")
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit a model as ``cfg`` says, test its best-on-val checkpoint once, write ``metrics.json``.
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the metrics Lightning logged (floats), the ``metrics.json``
+    record (empty on processes other than rank 0), and the objects the run built."""
 
-    Returns:
-        The metrics logged by Lightning and the objects built (datamodule, model, trainer, …).
-    """
+    metrics: dict[str, float]
+    record: dict[str, Any]
+    cfg: DictConfig
+    datamodule: Any
+    model: pl.LightningModule
+    trainer: pl.Trainer
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Fit a model as ``cfg`` says, test its best-on-val checkpoint once, write ``metrics.json``."""
     check_config(cfg, TRAIN_RULES)  # a bad value is one line now, not a traceback later
     start, commit = time.perf_counter(), git_commit()  # the code as it was when the run started
     pl.seed_everything(cfg.seed, workers=True)
@@ -245,9 +254,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             precision=str(run.trainer.precision), skipped_images=run.datamodule.skipped, history=curves)
         write_record(run, record)
     _finish_wandb(run.loggers)
-    objects = {"cfg": cfg, "datamodule": run.datamodule, "model": run.model, "trainer": run.trainer,
-               "results": record}
-    return {k: float(v) for k, v in metrics.items()}, objects
+    return TrainResult({k: float(v) for k, v in metrics.items()}, record, cfg, run.datamodule, run.model, run.trainer)
 
 
 def _why_precision(trainer_cfg: DictConfig) -> str:
@@ -273,7 +280,7 @@ def _epoch_of(ckpt: str | None) -> int | None:
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimised metric for sweepers."""
     quiet_library_warnings()
-    metrics, _ = user_errors_exit(lambda: train(cfg))
+    metrics = user_errors_exit(lambda: train(cfg)).metrics
     value = metrics.get(cfg.get("optimized_metric"))
     if value is None and cfg.get("optimized_metric"):
         # A sweeper (Optuna) needs a number: say why it gets none instead of failing later, vaguely.

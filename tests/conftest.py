@@ -71,8 +71,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_run")
     cfg = compose_cfg(out, quick_overrides("model=mini_xception", "trainer.max_epochs=2"))
-    _, objects = train(cfg)
-    return Path(objects["results"]["checkpoint"])
+    return Path(train(cfg).record["checkpoint"])
 
 
 def png_header(width: int, height: int, idat: bytes | None = None, color: int = 2) -> bytes:

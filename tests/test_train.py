@@ -30,16 +30,17 @@ from tests.conftest import (
 def test_fast_dev_run_every_model(tmp_path, model):
     cfg = compose_cfg(tmp_path, quick_overrides(f"model={model}", "trainer.fast_dev_run=true",
                                                 "data.batch_size=8"))
-    metrics, objects = train(cfg)
+    result = train(cfg)
+    metrics = result.metrics
     assert {"train/loss_step", "train/loss_epoch"} <= set(metrics)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
-    assert objects["results"]["test"]["n"] == 8  # one test batch
+    assert result.record["test"]["n"] == 8  # one test batch
 
 
 def test_short_real_run_writes_metrics(tmp_path):
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=3",
                                                 "model.lr=0.01"))
-    metrics, objects = train(cfg)
+    train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("val", "test", "epochs", "best_epoch", "wall_time_s", "device", "git_commit", "command",
                 "checkpoint", "params", "val_acc_best"):
@@ -67,8 +68,8 @@ def test_bf16_on_cpu_learns_as_well_as_fp32(tmp_path):
     for precision in ("32-true", "bf16-mixed"):
         cfg = compose_cfg(tmp_path / precision, quick_overrides(
             "model=mini_xception", "trainer.max_epochs=6", "model.lr=0.01", f"trainer.precision={precision}"))
-        metrics, objects = train(cfg)
-        runs[precision] = (metrics, objects["results"])
+        result = train(cfg)
+        runs[precision] = (result.metrics, result.record)
     (m32, r32), (m16, r16) = runs["32-true"], runs["bf16-mixed"]
     assert r16["precision"] == "bf16-mixed" and r32["precision"] == "32-true"
     first = r32["history"][0]["train/loss"]
@@ -106,7 +107,7 @@ def test_wandb_offline_run_writes_its_folder(tmp_path, monkeypatch):
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=2", "logger=wandb",
                                                 "logger.wandb.log_model=true"))
     assert cfg.logger.wandb.offline is True
-    _, objects = train(cfg)
+    record = train(cfg).record
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     (run_file,) = runs[0].glob("run-*.wandb")  # the run's log of metrics, config and images
@@ -115,14 +116,13 @@ def test_wandb_offline_run_writes_its_folder(tmp_path, monkeypatch):
     artifacts = [r.artifact for r in wandb_records(run_file) if r.WhichOneof("record_type") == "artifact"]
     assert artifacts and {a.type for a in artifacts} == {"model"}  # Lightning's: the best, and last.ckpt
     (best,) = [a for a in artifacts if "best" in a.aliases]
-    assert json.loads(best.metadata)["original_filename"] == Path(objects["results"]["checkpoint"]).name
+    assert json.loads(best.metadata)["original_filename"] == Path(record["checkpoint"]).name
 
 
 def test_class_weighted_loss_reaches_the_model(tmp_path):
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.fast_dev_run=true",
                                                 "data.balance=loss"))
-    _, objects = train(cfg)
-    assert objects["model"].hparams.class_weights == pytest.approx([1.0] * 7)  # the sample is balanced
+    assert train(cfg).model.hparams.class_weights == pytest.approx([1.0] * 7)  # the sample is balanced
 
 
 def test_evaluate_cli_with_tta(tiny_checkpoint, tmp_path):
@@ -222,8 +222,8 @@ def test_ema_run_tests_the_average_and_tta_auto_picks_on_val(tmp_path):
     # fp32, so that the inference-side recount below is exact.
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "callbacks=ema", "callbacks.ema.decay=0.9",
                                                 "trainer.max_epochs=2", "trainer.precision=32-true", "tta=auto"))
-    _, objects = train(cfg)
-    m = objects["results"]
+    result = train(cfg)
+    m = result.record
     # Every mode was scored on val only, and the record's TTA is the best of them (ties: the cheaper).
     assert list(m["tta_val_acc"]) == ["none", "flip", "tencrop"]
     assert m["tta"] == max(m["tta_val_acc"], key=m["tta_val_acc"].get)
@@ -236,7 +236,7 @@ def test_ema_run_tests_the_average_and_tta_auto_picks_on_val(tmp_path):
     loaded = load_model(m["checkpoint"]).eval()
     correct = 0
     with torch.no_grad():
-        for x, y in objects["datamodule"].test_dataloader():
+        for x, y in result.datamodule.test_dataloader():
             correct += int((predict_proba(loaded, x, m["tta"]).argmax(1) == y).sum())
     assert correct == round(m["test"]["acc"] * m["test"]["n"])
 
@@ -252,6 +252,5 @@ def test_a_checkpoint_made_before_the_layout_move_loads_and_resumes(tmp_path):
     assert EmotionClassifier.load_from_checkpoint(ckpt).hparams.arch == "mini_xception"
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "callbacks=ema", "trainer.max_epochs=2",
                                                 f"ckpt_path={ckpt}"))
-    _, objects = train(cfg)
-    record = objects["results"]
+    record = train(cfg).record
     assert record["epochs"] == 2 and [r["epoch"] for r in record["history"]] == [0, 1]
