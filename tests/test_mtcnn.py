@@ -61,7 +61,7 @@ def same_detections(ours, boxes, scores, points) -> None:
 
 
 def test_same_faces_as_facenet_mtcnn(canvases):
-    from facenet_pytorch import MTCNN as FacenetMTCNN
+    FacenetMTCNN = pytest.importorskip("facenet_pytorch", reason="facenet-pytorch is not installed").MTCNN  # noqa: N806
 
     theirs = FacenetMTCNN(keep_all=True, select_largest=False, post_process=False, min_face_size=20)
     ours = MTCNN()
@@ -99,6 +99,7 @@ def test_min_face_for_the_photo():
 def test_detection_check_loses_no_face(canvases):
     """The gate of experiments/detection_check.py on four composites: with the whole pyramid no face
     that facenet's MTCNN found is lost, and the default loses none it searches for."""
+    pytest.importorskip("facenet_pytorch", reason="facenet-pytorch (the reference) is not installed")
     dets = {"before": Before(), "min_face=20": FaceDetector(min_face=20), "default": FaceDetector()}
     result = check(canvases, dets)
     assert result["found"]["before"] >= 30  # the check checks something
@@ -108,3 +109,17 @@ def test_detection_check_loses_no_face(canvases):
     big = [r for r in result["by_size"] if r["size"] >= 64]
     assert sum(r["default_found"] for r in big) == sum(r["before_found"] for r in big) > 0
     assert result["false_positives"]["default"] <= result["false_positives"]["before"] + 1
+
+
+def test_shipped_nets_are_facenets_own_tensor_for_tensor():
+    """emotion/assets/mtcnn holds facenet-pytorch's weights (so a plain pip install detects faces
+    without it); the reference package, where installed (make install), has the very same tensors."""
+    facenet = pytest.importorskip("facenet_pytorch.models.mtcnn", reason="facenet-pytorch is not installed")
+    from emotion.inference.mtcnn_nets import load_nets
+
+    for ours, theirs in zip(load_nets(), (facenet.PNet(), facenet.RNet(), facenet.ONet())):
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        x = torch.rand(2, 3, 48, 48) if type(ours).__name__ == "ONet" else torch.rand(2, 3, 24, 24)
+        for o, t in zip(ours(x), theirs(x)):
+            assert torch.equal(o, t)

@@ -1,4 +1,4 @@
-"""Face detection: MTCNN with facenet-pytorch's weights (they ship inside the package: works offline)."""
+"""Face detection: MTCNN with facenet-pytorch's nets and weights (shipped in this package: works offline)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class FaceDetector:
 
     def __init__(self, device: str | torch.device = "cpu", min_face: float | None = None, min_score: float = 0.9,
                  max_side: int = DETECT_MAX_SIDE) -> None:
-        from emotion.inference.mtcnn import MTCNN  # imports facenet-pytorch: only when a detector is built
+        from emotion.inference.mtcnn import MTCNN  # loads the nets' weights: only when a detector is built
 
         self.device = torch.device(device)
         self.min_face = None if min_face is None else float(min_face)

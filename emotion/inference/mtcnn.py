@@ -5,7 +5,8 @@ candidate window on its own, one ``F.interpolate(mode="area")`` call each: sever
 per photo, most of its time. Area resampling averages the pixels of integer-bounded bins
 (``adaptive_avg_pool2d``), so a bin's mean is four look-ups in the photo's summed-area table,
 and every level and every window, of every candidate at once, comes from the same table. The
-nets, weights, thresholds, pyramid, box arithmetic and NMS are facenet's own; the results differ
+nets, weights, thresholds, pyramid, box arithmetic and NMS are facenet's own (carried in
+:mod:`emotion.inference.mtcnn_nets`); the results differ
 from ``MTCNN.detect`` by float rounding only (``tests/test_mtcnn.py`` compares the two, and
 ``experiments/detection_check.py`` on labelled composites).
 """
@@ -16,17 +17,10 @@ import warnings
 
 import numpy as np
 import torch
-from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-from facenet_pytorch.models.utils.detect_face import (
-    batched_nms_numpy,
-    bbreg,
-    generateBoundingBox,
-    pad,
-    rerec,
-)
 from torchvision.ops import batched_nms
 
 from emotion.inference.detect import Detections
+from emotion.inference.mtcnn_nets import batched_nms_numpy, bbreg, generateBoundingBox, load_nets, pad, rerec
 
 __all__ = ["MTCNN", "integral_image", "area_resample"]
 
@@ -97,8 +91,8 @@ class MTCNN:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
         # channels_last: 2-3x faster than NCHW for these few-channel convolutions and poolings on CPU.
-        self.pnet, self.rnet, self.onet = (net().eval().to(self.device, memory_format=torch.channels_last)
-                                           for net in (PNet, RNet, ONet))
+        self.pnet, self.rnet, self.onet = (net.eval().to(self.device, memory_format=torch.channels_last)
+                                           for net in load_nets())
         heads = (self.pnet.conv4_1, self.pnet.conv4_2)  # face/not-face logits, box regression
         self._heads_weight = torch.cat([h.weight for h in heads])[:, :, 0, 0].T.detach()  # (32, 6)
         self._heads_bias = torch.cat([h.bias for h in heads]).detach()
