@@ -25,14 +25,14 @@ browser: ## Headless Chromium and its driver from Debian, for the page test (tes
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, onnx and serve extras
+install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, onnx, serve and parquet extras
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
-	# facenet-pytorch pins torch<=2.3, numpy<2 and Pillow<10.3; it needs none of that (its real
-	# needs are in pyproject.toml), so it must never be allowed to downgrade torch.
+	# facenet-pytorch, the tests' reference for our MTCNN, pins torch<=2.3, numpy<2 and Pillow<10.3;
+	# it needs none of that, so it must never be allowed to downgrade torch.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
-	$(PIP) install -q -e '.[dev,onnx,serve]'
+	$(PIP) install -q -e '.[dev,onnx,serve,parquet]'
 	$(PY) -c "import torch, torchvision, facenet_pytorch, emotion.train; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $@
 

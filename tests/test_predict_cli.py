@@ -118,6 +118,26 @@ def test_csv_no_faces_and_options_in_process(exported, tmp_path, capsys, monkeyp
         assert abs(sum(float(r[f"p_{c}"]) for c in CLASS_NAMES) - 1) < 1e-4
 
 
+def test_parquet_has_the_csv_rows_typed(exported, tmp_path, monkeypatch):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed (pip install 'emotion[parquet]')")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 150), 128).save(blank)
+    args = [str(blank), str(SAMPLE_PHOTO), "--checkpoint", str(exported), "--no-annotate", "--device", "cpu", "-q"]
+    assert main([*args, "--out", str(tmp_path / "c"), "--format", "csv"]) == 0
+    assert main([*args, "--out", str(tmp_path / "p"), "--format", "parquet"]) == 0
+    rows = list(csv.DictReader((tmp_path / "c" / "predictions.csv").open()))
+    table = pq.read_table(tmp_path / "p" / "predictions.parquet")
+    assert table.column_names == list(rows[0])  # the same columns, in the same order
+    assert str(table.schema.field("face").type) == "int32" and str(table.schema.field("p_happy").type) == "double"
+    records = table.to_pylist()
+    assert len(records) == len(rows) == 7 and records[0]["face"] is None and records[0]["label"] is None
+    for want, got in zip(rows[1:], records[1:]):
+        assert got["label"] == want["label"] and got["face"] == int(want["face"])
+        assert got["x1"] == pytest.approx(float(want["x1"])) and got["p_sad"] == pytest.approx(float(want["p_sad"]))
+    assert json.loads((tmp_path / "p" / "errors.json").read_text()) == []
+
+
 def test_faces_are_crops_classifies_each_image_whole(exported, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     crops = tmp_path / "crops"

@@ -18,7 +18,7 @@ from emotion.inference.results import ImageResult
 
 __all__ = ["PredictSession", "FORMATS"]
 
-FORMATS = ("json", "csv")
+FORMATS = ("json", "csv", "parquet")
 
 
 def face_table(name: str, result: ImageResult) -> str:
@@ -116,12 +116,14 @@ class PredictSession:
                      f"faces in {with_faces}; labels: {counts}", False)
 
     def write(self, format: str = "json") -> Path:
-        """The results file (``predictions.json``, or ``predictions.csv`` with ``errors.json``), atomically."""
-        from emotion.inference.writers import results_document, write_csv
+        """The results file (``predictions.json``, or ``predictions.csv``/``.parquet`` with ``errors.json``),
+        atomically."""
+        from emotion.inference.writers import results_document, write_csv, write_parquet
         from emotion.io import write_json
 
-        if format == "csv":
-            path = write_csv(self.out / "predictions.csv", self.results, self.predictor.class_names)
+        if format in ("csv", "parquet"):
+            writer = write_csv if format == "csv" else write_parquet
+            path = writer(self.out / f"predictions.{format}", self.results, self.predictor.class_names)
             # Always written (an empty list on success) so a stale one never outlives its run.
             write_json(self.out / "errors.json", self.errors)
             return path

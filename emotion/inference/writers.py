@@ -1,5 +1,6 @@
-"""The results files: ``predictions.json`` (with the model and settings that made it) and
-``predictions.csv`` (a row per face), written atomically. The CLI, the service and bulk runs share them."""
+"""The results files: ``predictions.json`` (with the model and settings that made it), and
+``predictions.csv`` or ``predictions.parquet`` (a row per face, the same columns), written
+atomically. The CLI, the service and bulk runs share them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Sequence
 
 from emotion.inference.results import SCHEMA_VERSION
 
-__all__ = ["results_document", "csv_header", "csv_rows", "write_csv"]
+__all__ = ["results_document", "csv_header", "csv_rows", "write_csv", "write_parquet"]
 
 
 def results_document(describe: dict[str, Any], results: list[dict[str, Any]], errors: list[dict[str, str]],
@@ -50,3 +51,28 @@ def write_csv(path: str | os.PathLike, results: list[dict[str, Any]], class_name
         w.writerows(csv_rows(results, class_names))
     return Path(path)
 
+
+def write_parquet(path: str | os.PathLike, results: list[dict[str, Any]], class_names: Sequence[str]) -> Path:
+    """The CSV's rows and columns as a typed Parquet table (empty cells are nulls), via pyarrow.
+
+    Raises:
+        EmotionError: pyarrow is not installed.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from emotion.errors import EmotionError
+
+        raise EmotionError("--format parquet needs pyarrow: pip install 'emotion[parquet]' (or pyarrow).") from None
+    from emotion.io import atomic_path
+
+    header = csv_header(class_names)
+    types = {"path": pa.string(), "frame": pa.int64(), "width": pa.int32(), "height": pa.int32(),
+             "face": pa.int32(), "label": pa.string()}
+    columns = list(zip(*csv_rows(results, class_names))) or [()] * len(header)
+    table = pa.table({name: pa.array([None if v == "" else v for v in column], types.get(name, pa.float64()))
+                      for name, column in zip(header, columns)})
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
