@@ -29,10 +29,11 @@ install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, o
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
-	# facenet-pytorch, the tests' reference for our MTCNN, pins torch<=2.3, numpy<2 and Pillow<10.3;
-	# it needs none of that, so it must never be allowed to downgrade torch.
-	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
 	$(PIP) install -q -e '.[dev,onnx,serve,parquet]'
+	# facenet-pytorch, the tests' reference for our MTCNN, pins torch<=2.3, numpy<2 and Pillow<10.3;
+	# it needs none of that, so it must never be allowed to downgrade torch. Installed last, so that
+	# pip's resolver never reports those pins as conflicts of the packages installed before it.
+	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
 	$(PY) -c "import torch, torchvision, facenet_pytorch, emotion.train; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $@
 

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="smallest face searched for, in px (default: auto, 1/12 of the photo's shorter side "
                          f"in MTCNN's steps of 20, 28, 40, 56 px; {MTCNN_MIN_FACE} searches all that MTCNN can find)")
     ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
+    ap.add_argument("--workers", type=int, default=2, metavar="N",
+                    help="processes that decode and detect while the classifier runs (0: none; default: %(default)s)")
     ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
@@ -101,10 +103,9 @@ def _run(args: argparse.Namespace) -> int:
         progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None))
     session.errors += [{"path": path, "error": message} for path, message in missing]
     interrupted = False
-    with tqdm(jobs, desc="images", unit="file", disable=None if len(jobs) > 1 else True) as bar:
+    with tqdm(total=len(jobs), desc="images", unit="file", disable=None if len(jobs) > 1 else True) as bar:
         try:
-            for job in bar:
-                session.run(job, quiet=args.quiet)
+            session.run_all(jobs, quiet=args.quiet, workers=args.workers, done=bar.update)
         except KeyboardInterrupt:
             interrupted = True  # keep what was done: the results file is still written below
     path = session.write(args.format)

@@ -596,16 +596,16 @@ def test_predict_cli_keeps_going_after_an_unexpected_error(tmp_path, capsys, mon
     """A bug met on one file (here: a planted RuntimeError) is reported and costs no other result."""
     from emotion.inference.predictor import FaceEmotionPredictor
 
-    for name in ("a.jpg", "b.jpg"):
-        Image.open(FACES[0]).resize((160, 160)).save(tmp_path / name)
-    real = FaceEmotionPredictor.predict_rgb
+    for name, side in (("a.jpg", 161), ("b.jpg", 160)):
+        Image.open(FACES[0]).resize((side, side)).save(tmp_path / name)
+    real = FaceEmotionPredictor.find_faces
 
-    def flaky(self, image, path=None, **kw):
-        if path and path.endswith("a.jpg"):
+    def flaky(self, image, **kw):  # the step every path takes, in the worker processes too (forked)
+        if image.size == (161, 161):
             raise RuntimeError("planted\nsecond line")
-        return real(self, image, path=path, **kw)
+        return real(self, image, **kw)
 
-    monkeypatch.setattr(FaceEmotionPredictor, "predict_rgb", flaky)
+    monkeypatch.setattr(FaceEmotionPredictor, "find_faces", flaky)
     code = main([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--out", str(tmp_path / "out"),
                  "--no-annotate", "-q", "--device", "cpu"])
     err = capsys.readouterr().err

@@ -427,3 +427,30 @@ def test_one_image_path_for_the_dataset_reader_and_the_predictor(tmp_path):
         assert np.array_equal(dataset_face, faces[0]), path.name
     assert (_decode(str(tmp_path / "rgba_all_clear.png")) == 255).all()  # transparent reads as white
     assert (_decode(str(tmp_path / "la.png"))[:, :20] == 255).all()
+
+
+def test_bulk_pipeline_gives_the_per_image_results_face_for_face(tmp_path):
+    """#25: decoding and detection in worker processes, faces of many images in one batch, the same
+    faces, boxes and labels as one image at a time (probabilities up to the batch's rounding)."""
+    from emotion.inference.bulk import iter_bulk_results
+    from emotion.inference.inputs import collect_inputs
+
+    (tmp_path / "broken.jpg").write_bytes(SAMPLE_PHOTO.read_bytes()[:3000])
+    for i, size in enumerate(((500, 350), (900, 620))):
+        Image.open(SAMPLE_PHOTO).resize(size).save(tmp_path / f"photo_{i}.png")
+    Image.open(SAMPLE_PHOTO).save(tmp_path / "sample.jpg")
+    cases = [(FaceEmotionPredictor.from_checkpoint(device="cpu"), collect_inputs([str(tmp_path)])[0]),
+             (FaceEmotionPredictor.from_checkpoint(device="cpu", faces_are_crops=True),
+              collect_inputs([str(ROOT / "emotion/assets/fer2013_sample/test")])[0][:40])]
+    for predictor, jobs in cases:
+        items = list(iter_bulk_results(predictor, jobs, workers=2, batch_faces=16))
+        assert [it.job for it in items] == jobs  # in input order
+        for job, item in zip(jobs, items):
+            if job.path.name == "broken.jpg":
+                assert item.result is None and "truncated" in item.error
+                continue
+            alone = predictor(job.path)
+            assert item.error is None and len(item.result.faces) == len(alone.faces) > 0
+            for a, b in zip(alone.faces, item.result.faces):
+                assert a.box == b.box and a.label == b.label and np.array_equal(a.crop, b.crop)
+                assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 1e-3

@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from emotion.errors import EmotionError, first_line
 from emotion.inference.images import load_image
@@ -74,11 +74,44 @@ class PredictSession:
         self.errors.append({"path": path, "error": message})
         self.say(f"error: {message}", True)
 
-    def image(self, job: Job, quiet: bool = False) -> ImageResult:
-        from emotion.io import atomic_path
+    def run_all(self, jobs: Sequence[Job], quiet: bool = False, workers: int = 2,
+                done: Callable[[], None] | None = None) -> None:
+        """Predict every job in order; each run of consecutive images goes through the bulk pipeline
+        (:func:`~emotion.inference.bulk.iter_bulk_results`: ``workers`` decoding/detection
+        processes, faces of many images in one classifier batch). ``done()`` is called per job."""
+        from emotion.inference.bulk import iter_bulk_results
 
+        done = done or (lambda: None)
+        i = 0
+        while i < len(jobs):
+            if jobs[i].kind != "image":
+                self.run(jobs[i], quiet)
+                done()
+                i += 1
+                continue
+            j = i
+            while j < len(jobs) and jobs[j].kind == "image":
+                j += 1
+            # A lone image is not worth starting worker processes for.
+            for item in iter_bulk_results(self.predictor, jobs[i:j], workers=workers if j - i > 1 else 0,
+                                          keep_rgb=self.annotate):
+                if item.error is not None:
+                    self.fail(str(item.job.path), item.error)
+                else:
+                    self._keep(item.job, item.rgb, item.result, quiet)
+                done()
+            i = j
+
+    def image(self, job: Job, quiet: bool = False) -> ImageResult:
         rgb, _ = load_image(job.path, max_pixels=self.predictor.max_pixels)  # decoded once, for both uses
         result = self.predictor.predict_rgb(rgb, path=str(job.path))
+        self._keep(job, rgb, result, quiet)
+        return result
+
+    def _keep(self, job: Job, rgb, result: ImageResult, quiet: bool) -> None:
+        """Record an image's result: in the results, on screen, as an annotated PNG."""
+        from emotion.io import atomic_path
+
         self.results.append(result.to_dict())
         if not quiet:
             self.say(face_table(str(job.path), result), False)
@@ -86,7 +119,6 @@ class PredictSession:
             fig = self.predictor.annotate(rgb, result)
             with atomic_path(self.out / f"{job.name}.png") as tmp:
                 fig.save(tmp, format="PNG", optimize=False)
-        return result
 
     def video(self, job: Job, quiet: bool = False) -> None:
         from emotion.inference.video import VideoWriter, iter_video_results
