@@ -25,11 +25,11 @@ browser: ## Headless Chromium and its driver from Debian, for the page test (tes
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, onnx, serve and parquet extras
+install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, onnx, serve, parquet and ray extras
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e '.[dev,onnx,serve,parquet]'
+	$(PIP) install -q -e '.[dev,onnx,serve,parquet,ray]'
 	# facenet-pytorch, the tests' reference for our MTCNN, pins torch<=2.3, numpy<2 and Pillow<10.3;
 	# it needs none of that, so it must never be allowed to downgrade torch. Installed last, so that
 	# pip's resolver never reports those pins as conflicts of the packages installed before it.

@@ -1,15 +1,12 @@
 """Find every face in photos, folders and videos and name its expression.
 
-::
-
     python -m emotion.predict photo.jpg holidays/ clip.mp4 --out predictions/ [--checkpoint CKPT]
 
-For each image: a table on stdout and an annotated PNG in ``--out``; for each video: every N-th
-frame analysed (and ``--annotate-video`` writes an annotated copy). All results go to
-``predictions.json`` (or ``predictions.csv``, one row per face, with ``errors.json``). Every file is
-written atomically. A file that cannot be read is reported on one line and the others are still
-processed; the exit status is then 1 (2 for usage errors, 130 when interrupted, 0 otherwise;
-finding no face is not an error).
+Per image a table and an annotated PNG in ``--out``; per video every N-th frame (``--annotate-video``:
+an annotated copy). Results go to ``predictions.json`` (``.csv``/``.parquet``: a row per face, with
+``errors.json``), atomically. An unreadable file is one line, the others are still processed; exit 1
+then (2 usage errors, 130 interrupted, else 0; no face found is not an error). The work itself is
+:class:`emotion.inference.session.PredictSession`'s (or, with ``--engine ray``, Ray Data's).
 """
 
 from __future__ import annotations
@@ -43,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
     ap.add_argument("--workers", type=int, default=2, metavar="N",
                     help="processes that decode and detect while the classifier runs (0: none; default: %(default)s)")
+    ap.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="ray: the same pipeline as a Ray Data job, rows to DIR/predictions.parquet/ (emotion[ray])")
+    ap.add_argument("--address", default=None, help="with --engine ray: a Ray cluster to join (default: a local one)")
     ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
@@ -59,10 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _min_face(s: str) -> int | None:
-    if s == "auto":
-        return None
     try:
-        return _positive_int(s)
+        return None if s == "auto" else _positive_int(s)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"{e}; give px or 'auto'") from None
 
@@ -77,6 +75,10 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _options(args: argparse.Namespace) -> dict:  # the predictor's settings, for either engine
+    return dict(align=not args.no_align, tta=args.tta, min_face=args.min_face, faces_are_crops=args.faces_are_crops)
+
+
 def _predictor(args: argparse.Namespace) -> FaceEmotionPredictor:
     if args.runtime == "onnx" and args.device not in (None, "cpu"):
         raise EmotionError(f"--runtime onnx runs on the CPU; drop --device {args.device} or use --runtime torch.")
@@ -84,14 +86,27 @@ def _predictor(args: argparse.Namespace) -> FaceEmotionPredictor:
         import torch
         if not torch.cuda.is_available():
             raise EmotionError("--device cuda, but no CUDA GPU is available; use --device cpu.")
-    return FaceEmotionPredictor.from_checkpoint(
-        args.checkpoint, device=args.device, align=not args.no_align, tta=args.tta, min_face=args.min_face,
-        faces_are_crops=args.faces_are_crops, runtime=args.runtime)
+    return FaceEmotionPredictor.from_checkpoint(args.checkpoint, device=args.device, runtime=args.runtime,
+                                                **_options(args))
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    from emotion.inference.ray_engine import run_ray, summarize
+
+    out = run_ray(args.paths, Path(args.out) / "predictions.parquet", checkpoint=args.checkpoint,
+                  address=args.address, workers=max(1, args.workers), options=_options(args))
+    images, faces, errors = summarize(out)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    print(f"{images} images: {faces} faces; {len(errors)} errors -> {out}")
+    return 1 if errors else 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.engine == "ray":
+        return _run_ray(args)
     jobs, missing = collect_inputs(args.paths, exclude=Path(args.out))
     for _, message in missing:
         print(f"error: {message}", file=sys.stderr)
@@ -109,13 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True  # keep what was done: the results file is still written below
     path = session.write(args.format)
-    n_images, n_faces, n_err = (sum(j.kind == "image" for j in jobs), sum(len(r["faces"]) for r in session.results),
-                                len(session.errors))
-    summary = (f"{n_images} image{'s' if n_images != 1 else ''}, {len(jobs) - n_images} video"
-               f"{'s' if len(jobs) - n_images != 1 else ''}: {n_faces} face{'s' if n_faces != 1 else ''}")
-    if n_faces == 0 and not n_err:
-        summary += " (no faces found)"
-    print(f"{summary}; {n_err} error{'s' if n_err != 1 else ''} -> {path}")
+    print(f"{session.summary(jobs)} -> {path}")
     if interrupted:
         print("interrupted: partial results written", file=sys.stderr)
         return 130

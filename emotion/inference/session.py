@@ -147,6 +147,16 @@ class PredictSession:
             self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {self.every}), "
                      f"faces in {with_faces}; labels: {counts}", False)
 
+    def summary(self, jobs: Sequence[Job]) -> str:
+        """``3 images, 1 video: 12 faces; 1 error``: what the session did with ``jobs``."""
+        n_images = sum(j.kind == "image" for j in jobs)
+        n_videos, n_faces, n_err = len(jobs) - n_images, sum(len(r["faces"]) for r in self.results), len(self.errors)
+        text = (f"{n_images} image{'s' if n_images != 1 else ''}, {n_videos} video{'s' if n_videos != 1 else ''}: "
+                f"{n_faces} face{'s' if n_faces != 1 else ''}")
+        if n_faces == 0 and not n_err:
+            text += " (no faces found)"
+        return f"{text}; {n_err} error{'s' if n_err != 1 else ''}"
+
     def write(self, format: str = "json") -> Path:
         """The results file (``predictions.json``, or ``predictions.csv``/``.parquet`` with ``errors.json``),
         atomically."""
