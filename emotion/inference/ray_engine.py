@@ -14,7 +14,9 @@ where every path must be readable by every worker (a shared file system).
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -160,15 +162,20 @@ def run_ray(inputs: Sequence[str], out_dir: str | os.PathLike, *, checkpoint: st
     Raises:
         EmotionError: Ray is not installed, or the inputs hold no image.
     """
+    # Ray's INFO lines and C++ notices would bury the one summary line users read.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
         import ray.data
     except ImportError:
         raise EmotionError("--engine ray needs Ray: pip install 'emotion[ray]'.") from None
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     paths = read_paths(inputs)
     if not paths:
         raise EmotionError(f"no images in {', '.join(inputs)}.")
     options = dict(options or {})
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
     started = False
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": workers + 1}
@@ -178,11 +185,11 @@ def run_ray(inputs: Sequence[str], out_dir: str | os.PathLike, *, checkpoint: st
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # rows in input order, as the local engine writes them
         ctx.enable_progress_bars = False
-        ds = ray.data.from_items([{"path": p} for p in paths])
-        ds = ds.map_batches(_FindFaces, fn_constructor_args=(checkpoint, options), batch_size=4, concurrency=workers,
-                            num_cpus=1, batch_format="numpy")
+        ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), 4 * workers))
+        ds = ds.map_batches(_FindFaces, fn_constructor_args=(checkpoint, options), batch_size=4,
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, batch_format="numpy")
         ds = ds.map_batches(_Classify, fn_constructor_args=(checkpoint, options), batch_size=batch_images,
-                            concurrency=1, num_cpus=1, batch_format="numpy")
+                            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1, batch_format="numpy")
         out = Path(out_dir)
         ds.write_parquet(str(out))
         return out
