@@ -228,3 +228,15 @@ def test_batcher_classifies_concurrent_submissions_in_one_batch_with_the_same_an
     assert batcher.stats()["batches"] == 1 and batcher.stats()["largest_batch"] == 9
     for part, probs in zip(parts, results):
         assert np.allclose(probs, predictor.classify(part), atol=1e-5)
+
+
+def test_a_request_past_its_timeout_gets_504_and_frees_its_slot():
+    data = (GROUP if GROUP.is_file() else SAMPLE_PHOTO).read_bytes()
+    with ServerProcess(["--timeout", "0.01", "--threads", "1"]) as server:
+        r = httpx.post(server.url + "/predict?min_face=20", content=data, timeout=60)
+        assert r.status_code == 504 and "not processed within 0.01 s" in r.json()["error"]
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/health").json()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.1)  # the shielded work ends, then its slot is free
+        assert httpx.get(server.url + "/health").json()["pending"] == 0
+    assert not log_problems(server), server.log()
