@@ -125,7 +125,8 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     try:
         net = create_model(hparams["arch"], num_classes=hparams.get("num_classes", 7),
                            in_chans=hparams.get("in_chans", 1), drop_rate=hparams.get("drop_rate", 0.0),
-                           channels_last=hparams.get("channels_last", True))
+                           channels_last=hparams.get("channels_last", True),
+                           drop_path_rate=hparams.get("drop_path_rate", 0.0))
         model = TrainedModel(net, hparams, meta)
         model.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError) as e:

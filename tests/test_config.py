@@ -28,7 +28,8 @@ def test_model_configs(tmp_path, model):
     assert cfg.model.arch == model
     assert cfg.data.image_size == cfg.model.input_size
     module = instantiate(cfg.model)
-    assert module.hparams.arch == model
+    # model=timm names its architecture in model.name; the checkpoint records the resolved timm/<name>.
+    assert module.hparams.arch == (f"timm/{cfg.model.name}" if model == "timm" else model)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -13,6 +13,8 @@ from emotion.models import list_models
 from tests.conftest import ROOT
 
 BATCHES = ("37", "1", "8")  # FER2013's last batch at batch size 64, the smallest, and an even one
+#: timm architectures through the same rule (`model=timm model.name=…`): a ResNet-D and a ConvNeXt stem.
+TIMM = ["timm/resnet26d", "timm/convnext_atto"]
 
 
 def train_steps(model: str, *extra: str) -> subprocess.CompletedProcess:
@@ -20,7 +22,7 @@ def train_steps(model: str, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("model", list_models())
+@pytest.mark.parametrize("model", list_models() + TIMM)
 def test_training_steps_do_not_crash(model):
     proc = train_steps(model)
     assert proc.returncode == 0, f"{model} exited {proc.returncode}:\n{proc.stderr[-2000:]}"

@@ -22,7 +22,7 @@ BAD = {
     "model.drop_rate": "1.0", "model.optimizer": "adamm", "model.lr": "-1", "model.momentum": "1.5",
     "model.weight_decay": "-0.1", "model.scheduler": "cosin", "model.warmup_epochs": "-1",
     "model.plateau_patience": "-1", "model.label_smoothing": "1", "model.mixup_alpha": "-0.2",
-    "model.cutmix_alpha": "nan",
+    "model.cutmix_alpha": "nan", "model.name": "''", "model.drop_path_rate": "1.5",
     "logger.wandb.project": "''", "logger.wandb.offline": "sometimes", "logger.wandb.log_model": "often",
     "callbacks.model_checkpoint.mode": "maximum", "callbacks.early_stopping.patience": "-1",
     "callbacks.early_stopping.mode": "up", "callbacks.ema.decay": "1.5",
@@ -32,7 +32,7 @@ BAD = {
 }
 # Options a key's group must be selected for the key to exist.
 NEEDS = {"callbacks.early_stopping": "callbacks=early_stopping", "callbacks.ema": "callbacks=ema",
-         "logger.wandb": "logger=wandb"}
+         "logger.wandb": "logger=wandb", "model.name": "model=timm", "model.drop_path_rate": "model=timm"}
 
 
 # Keys that the shipped configs leave out, so that the override adds them.
@@ -42,6 +42,14 @@ ADDED = {"model.plateau_patience"}
 def _overrides(key: str) -> list[str]:
     extra = [o for prefix, o in NEEDS.items() if key.startswith(prefix)]
     return [*extra, f"{'+' if key in ADDED else ''}{key}={BAD[key]}"]
+
+
+def test_an_unknown_timm_architecture_is_one_line(tmp_path):
+    cfg = compose_cfg(tmp_path, ["data=fer2013_sample", "model=timm", "model.arch=timm/resnet9000"], resolve=False)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, TRAIN_RULES)
+    assert e.value.problems == [p for p in e.value.problems if p.startswith("model.arch=timm/resnet9000: timm has no")]
+    assert len(e.value.problems) == 1
 
 
 def test_every_rule_has_a_bad_value():

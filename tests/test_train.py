@@ -37,6 +37,19 @@ def test_fast_dev_run_every_model(tmp_path, model):
     assert result.record["test"]["n"] == 8  # one test batch
 
 
+@pytest.mark.parametrize("name", ["convnext_atto", "resnet26d"])
+def test_a_timm_model_by_config_trains_and_loads(tmp_path, name):
+    cfg = compose_cfg(tmp_path, quick_overrides("model=timm", f"model.name={name}", "trainer.max_epochs=1",
+                                                "data.batch_size=32"))
+    result = train(cfg)
+    assert result.record["arch"] == f"timm/{name}" and result.record["test"]["n"] == 70
+    loaded, trained = load_model(result.record["checkpoint"], device="cpu"), result.model.model.eval().float()
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), trained.cpu()(x), atol=1e-5)
+    assert any(type(m).__name__ == "DropPath" for m in loaded.modules())  # model.drop_path_rate reached timm
+
+
 def test_short_real_run_writes_metrics(tmp_path):
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", "trainer.max_epochs=3",
                                                 "model.lr=0.01"))

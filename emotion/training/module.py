@@ -50,6 +50,9 @@ class EmotionClassifier(pl.LightningModule):
         class_weights: per-class loss weights (e.g. from ``data.balance=loss``), or ``None``.
         class_names: label names, in class-id order.
         channels_last: NHWC conv weights (see :func:`~emotion.models.create_model`).
+        name: with ``arch="timm"``, the timm architecture (``model=timm model.name=resnet26d``);
+            the checkpoint records ``arch`` as ``timm/<name>``.
+        drop_path_rate: stochastic depth of a timm model.
     """
 
     def __init__(self, arch: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
@@ -58,8 +61,13 @@ class EmotionClassifier(pl.LightningModule):
                  scheduler: str = "cosine", warmup_epochs: int = 0, plateau_patience: int = 5,
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  class_weights: list[float] | None = None,
-                 class_names: list[str] | tuple[str, ...] = CLASS_NAMES, channels_last: bool = True) -> None:
+                 class_names: list[str] | tuple[str, ...] = CLASS_NAMES, channels_last: bool = True,
+                 name: str | None = None, drop_path_rate: float = 0.0) -> None:
         super().__init__()
+        if arch == "timm":
+            if not name:
+                raise EmotionError("model=timm needs model.name, a timm architecture (e.g. resnet26d, convnext_atto).")
+            arch = f"timm/{name}"
         if optimizer not in OPTIMIZERS:
             raise EmotionError(f"model.optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
         if scheduler not in SCHEDULERS:
@@ -67,8 +75,9 @@ class EmotionClassifier(pl.LightningModule):
         class_names = list(class_names)
         class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self.save_hyperparameters()
+        self.hparams.arch = arch  # resolved, so that loading for inference needs nothing else
         self.model = create_model(arch, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                                  channels_last=channels_last)
+                                  channels_last=channels_last, drop_path_rate=drop_path_rate)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
         self.tta = "none"  # test-time augmentation for val/test steps; set by emotion.evaluate

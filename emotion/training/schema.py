@@ -97,6 +97,20 @@ def text(v: Any) -> str | None:
     return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
 
 
+def known_arch(v: Any) -> str | None:
+    """A registered model, ``timm`` (with ``model.name``) or ``timm/<architecture timm has>``."""
+    from emotion.models.timm_models import check_timm_name, is_timm_name
+
+    if v == "timm":
+        return None
+    if isinstance(v, str) and is_timm_name(v):
+        try:
+            return check_timm_name(v)
+        except EmotionError as e:
+            return str(e)
+    return one_of(list_models)(v)
+
+
 def accelerator(v: Any) -> str | None:
     import torch
 
@@ -150,7 +164,9 @@ _TRAINER = [
 ]
 TRAIN_RULES: list[Rule] = [
     *_DATA,
-    Rule("model.arch", one_of(list_models)),
+    Rule("model.arch", known_arch),
+    Rule("model.name", text, optional=True),
+    Rule("model.drop_path_rate", number(0, 1), optional=True),
     Rule("model.num_classes", integer(2)),
     Rule("model.in_chans", integer(1)),
     Rule("model.input_size", integer(16)),
