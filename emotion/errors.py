@@ -35,6 +35,11 @@ def first_line(e: BaseException, limit: int = 200) -> str:
     return text.splitlines()[0][:limit] if text else type(e).__name__
 
 
+def unexpected_failure(path: object, e: BaseException) -> str:
+    """The one line for an unexpected exception met on one input, which must not cost the others theirs."""
+    return (f"'{path}' failed with {type(e).__name__}: {first_line(e)} "
+            "(a bug in emotion; please report it with this file).")
+
 
 def _user_error(exc: BaseException) -> EmotionError | None:
     # Hydra's instantiate wraps exceptions raised by the target; look through the chain.

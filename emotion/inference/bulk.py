@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from emotion.errors import EmotionError, first_line
+from emotion.errors import EmotionError, unexpected_failure
 from emotion.inference.detect import Detections
 from emotion.inference.images import load_image
 from emotion.inference.inputs import Job
@@ -65,8 +65,7 @@ class _Images(torch.utils.data.Dataset):
         except EmotionError as e:
             return _Found(i, error=str(e))
         except Exception as e:  # noqa: BLE001 - reported for this file; the others go on
-            return _Found(i, error=f"'{job.path}' failed with {type(e).__name__}: {first_line(e)} "
-                                   "(a bug in emotion; please report it with this file).")
+            return _Found(i, error=unexpected_failure(job.path, e))
         keep = torch.from_numpy(np.asarray(rgb).copy()) if self.keep_rgb else None
         return _Found(i, rgb.size, det, faces, rgb=keep)
 

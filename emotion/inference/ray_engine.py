@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from emotion.errors import EmotionError, first_line
+from emotion.errors import EmotionError, unexpected_failure
 
 __all__ = ["read_paths", "run_ray", "summarize"]
 
@@ -87,7 +87,7 @@ class _FindFaces:
             except EmotionError as e:
                 row["error"] = str(e)
             except Exception as e:  # noqa: BLE001 - one bad file is a row, not a failed job
-                row["error"] = f"'{path}' failed with {type(e).__name__}: {first_line(e)}"
+                row["error"] = unexpected_failure(path, e)
             for k, v in row.items():
                 out[k].append(v)
         return out

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from emotion.errors import EmotionError, first_line
+from emotion.errors import EmotionError, unexpected_failure
 from emotion.inference.images import load_image
 from emotion.inference.inputs import Job
 from emotion.inference.predictor import FaceEmotionPredictor
@@ -67,8 +67,7 @@ class PredictSession:
         except EmotionError as e:
             self.fail(str(job.path), str(e))
         except Exception as e:  # noqa: BLE001 - a bug met on one file must not cost the others their results
-            self.fail(str(job.path), f"'{job.path}' failed with {type(e).__name__}: {first_line(e)} "
-                                     "(a bug in emotion; please report it with this file).")
+            self.fail(str(job.path), unexpected_failure(job.path, e))
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "error": message})
