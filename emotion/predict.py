@@ -20,6 +20,7 @@ from emotion.errors import EmotionError
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
 from emotion.inference.inputs import collect_inputs
 from emotion.inference.session import FORMATS, PredictSession
+from emotion.inference.video import DETECT_EVERY
 from emotion.models.tta import TTA_MODES
 
 __all__ = ["main"]
@@ -44,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="ray: the same pipeline as a Ray Data job, rows to DIR/predictions.parquet/ (emotion[ray])")
     ap.add_argument("--address", default=None, help="with --engine ray: a Ray cluster to join (default: a local one)")
     ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
+    ap.add_argument("--detect-every", type=_positive_int, default=DETECT_EVERY, metavar="K",
+                    help="videos: detect faces on every K-th analysed frame; the face tracks carry them between "
+                         "(default: %(default)s)")
+    ap.add_argument("--smooth", type=_seconds, default=0.5, metavar="S",
+                    help="videos: time constant of each track's smoothed emotions, in seconds; 0 or off: the raw "
+                         "series (default: %(default)s)")
+    ap.add_argument("--live", action="store_true",
+                    help="play video files at their own frame rate, dropping frames rather than lagging, as "
+                         "webcams (0, 1, …) and stream URLs (rtsp://, http://) always are")
+    ap.add_argument("--show", action="store_true", help="show annotated video frames in a window (needs a GUI)")
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
                          "means) or tencrop")
@@ -63,6 +74,18 @@ def _min_face(s: str) -> int | None:
         return None if s == "auto" else _positive_int(s)
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"{e}; give px or 'auto'") from None
+
+
+def _seconds(s: str) -> float:
+    if s.lower() in ("off", "none", "0"):
+        return 0.0
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number of seconds (or 'off')") from None
+    if not 0 <= v < 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 s, got {v}")
+    return v
 
 
 def _positive_int(s: str) -> int:
@@ -114,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if missing else 2
     session = PredictSession(
         _predictor(args), args.out, annotate=not args.no_annotate, annotate_video=args.annotate_video,
-        every=args.every, say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
+        every=args.every, detect_every=args.detect_every, smooth_s=args.smooth, realtime=True if args.live else None,
+        show=args.show, say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
         progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None))
     session.errors += [{"path": path, "error": message} for path, message in missing]
     interrupted = False

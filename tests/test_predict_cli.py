@@ -17,7 +17,7 @@ from PIL import Image
 from emotion.checkpoint import export_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import to_fer_face
-from emotion.inference import FaceEmotionPredictor
+from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.inference.inputs import collect_inputs
 from emotion.predict import main
 from tests.conftest import ROOT, SAMPLE_PHOTO, SAMPLE_ROOT
@@ -76,7 +76,7 @@ def test_folder_with_corrupt_file_end_to_end(exported, tmp_path):
     assert "group.jpg" in proc.stdout and "6 faces" in proc.stdout and "no faces found" in proc.stdout
 
     data = json.loads((out / "predictions.json").read_text())
-    assert data["schema_version"] == 1 and data["model"]["class_names"] == list(CLASS_NAMES)
+    assert data["schema_version"] == SCHEMA_VERSION and data["model"]["class_names"] == list(CLASS_NAMES)
     by_path = {}
     for r in data["results"]:
         by_path.setdefault(Path(r["path"]).name, []).append(r)

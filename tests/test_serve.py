@@ -20,7 +20,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from emotion.inference import FaceEmotionPredictor
+from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.service.process import ServerProcess
 from tests.conftest import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
 
@@ -46,7 +46,7 @@ def test_predict_answers_with_the_predictors_faces(server):
     assert raw.status_code == 200 and form.status_code == 200, (raw.text, form.text)
     mine = FaceEmotionPredictor.from_checkpoint()(SAMPLE_PHOTO).to_dict()
     for body in (raw.json(), form.json()):
-        assert body["schema_version"] == 1 and body["size"] == [672, 464]
+        assert body["schema_version"] == SCHEMA_VERSION and body["size"] == [672, 464]
         assert len(body["faces"]) == len(mine["faces"]) == 6
         for theirs, ours in zip(body["faces"], mine["faces"]):
             assert set(theirs) == set(ours)  # the same per-face JSON as predictions.json

@@ -18,6 +18,7 @@ from emotion.data.cache import load_or_build
 from emotion.data.classes import NUM_CLASSES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler
+from emotion.data.soft_labels import load_soft_labels
 from emotion.data.sources import RawFER, locate_source
 from emotion.data.workers import worker_init
 from emotion.errors import EmotionError
@@ -32,15 +33,17 @@ class FaceDataset(Dataset):
     """uint8 faces in memory → (normalised tensor, label), with an optional albumentations transform.
 
     Items are fetched by index, or by ``(index, seed)`` from :class:`EpochSampler`: the transform
-    then draws from that seed, so augmentation does not depend on which worker runs it.
+    then draws from that seed, so augmentation does not depend on which worker runs it. With
+    ``soft_labels`` (a teacher's probabilities, one row per face) items are ``(x, label, probs)``.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int = FER_SIZE,
-                 transform: Callable | None = None) -> None:
+                 transform: Callable | None = None, soft_labels: np.ndarray | None = None) -> None:
         self.images = images
         self.labels = torch.as_tensor(labels.astype(np.int64))
         self.image_size = image_size
         self.transform = transform
+        self.soft_labels = None if soft_labels is None else torch.as_tensor(soft_labels, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -54,7 +57,10 @@ class FaceDataset(Dataset):
                 # give every transform the same seed, so their coin flips would agree).
                 self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
             img = self.transform(image=img)["image"]
-        return to_model_input(img, self.image_size)[0], self.labels[i]
+        x = to_model_input(img, self.image_size)[0]
+        if self.soft_labels is not None:
+            return x, self.labels[i], self.soft_labels[i]
+        return x, self.labels[i]
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -86,12 +92,15 @@ class FER2013DataModule(pl.LightningDataModule):
         pin_memory: pin host memory for faster GPU transfers.
         label_map: class-folder names → FER2013 classes (``None``: skip that folder), for other
             datasets' folders; see :func:`emotion.data.classes.class_id` for the built-in aliases.
+        soft_labels: a teacher's probabilities for the training faces (a file from
+            ``experiments/make_soft_labels.py``), for a distilled student (``model.distill``).
     """
 
     def __init__(self, root: str, cache_dir: str | None = None, batch_size: int = 64,
                  num_workers: int = 2, image_size: int = FER_SIZE, augment: Callable | None = None,
                  val_fraction: float = 0.1, seed: int = 42, balance: str = "none",
-                 pin_memory: bool = True, label_map: Mapping[str, Any] | None = None) -> None:
+                 pin_memory: bool = True, label_map: Mapping[str, Any] | None = None,
+                 soft_labels: str | None = None) -> None:
         super().__init__()
         if balance not in BALANCE_MODES:
             raise EmotionError(f"data.balance={balance!r}: choose one of {', '.join(BALANCE_MODES)}.")
@@ -106,6 +115,7 @@ class FER2013DataModule(pl.LightningDataModule):
         self.balance = balance
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.label_map = dict(label_map or {})
+        self.soft_labels = soft_labels
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.skipped = 0
         self.skipped_classes: dict[str, int] = {}
@@ -160,7 +170,10 @@ class FER2013DataModule(pl.LightningDataModule):
                 "train": "Training needs Training_* files or a train/ folder.",
                 "val": "A folder of class sub-folders is read as one test set: evaluate it with split=test.",
                 "test": "It has no PrivateTest rows or test/ folder: train with test=false, or add them."}[split])
-        return FaceDataset(images, labels, self.image_size, self.augment if augment else None)
+        soft = None
+        if split == "train" and self.soft_labels:
+            soft = load_soft_labels(self.soft_labels, images, labels)
+        return FaceDataset(images, labels, self.image_size, self.augment if augment else None, soft)
 
     def _loader(self, ds: Dataset, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from emotion.inference.results import ImageResult
 
-__all__ = ["CLASS_COLORS", "class_color", "draw_boxes", "draw_figure"]
+__all__ = ["CLASS_COLORS", "class_color", "draw_boxes", "draw_figure", "draw_tracks_bgr"]
 
 #: Okabe–Ito colours (distinguishable with colour-blindness), one per FER2013 class.
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
@@ -128,3 +128,30 @@ def draw_figure(image: Image.Image, result: ImageResult, class_names: Sequence[s
     fig.paste(photo, (0, 0))
     fig.paste(panel, (photo.width, 0))
     return fig
+
+
+def draw_tracks_bgr(bgr, result: ImageResult):
+    """Each face's box with ``#track label p%`` (the smoothed label) drawn in place on a BGR video
+    frame, with OpenCV: about 0.1 ms a face on 1080p, where a PIL round trip of the frame costs ~20 ms."""
+    import cv2
+
+    h, w = bgr.shape[:2]
+    thick = max(2, round(min(w, h) / 360))
+    font_scale = max(0.5, min(w, h) / 1400)
+    for face in result.faces:
+        label = face.smoothed_label
+        r, g, b = class_color(label)
+        color = (b, g, r)
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        cv2.rectangle(bgr, (x1, y1), (x2, y2), color, thick if face.detected else max(1, thick // 2), cv2.LINE_AA)
+        track = "" if face.track is None or face.track < 0 else f"#{face.track} "
+        p = (face.smoothed or face.probabilities)[label]
+        tag = f"{track}{label} {p:.0%}"
+        (tw, th), base = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thick // 2))
+        ty = y1 - th - base - 2 * thick if y1 - th - base - 2 * thick >= 0 else y2
+        tx = min(max(x1, 0), max(w - tw - 2 * thick, 0))
+        cv2.rectangle(bgr, (tx, ty), (tx + tw + 2 * thick, ty + th + base + 2 * thick), color, -1)
+        text = _text_color((r, g, b))
+        cv2.putText(bgr, tag, (tx + thick, ty + th + thick), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    text[::-1], max(1, thick // 2), cv2.LINE_AA)
+    return bgr

@@ -79,13 +79,19 @@ class FaceDetector:
     def __call__(self, image: Image.Image, min_face: float | None | str = "own") -> Detections:
         """Detect faces in an RGB image, with the detector's own ``min_face`` or the one given."""
         w, h = image.size
-        asked = self.min_face if min_face == "own" else min_face
-        min_face = self.min_face_for((w, h), asked)
         scale = min(1.0, self.max_side / max(w, h))
         small = image
         if scale < 1.0:
             small = image.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                  Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return self.detect_scaled(small, scale, (w, h), min_face)
+
+    def detect_scaled(self, small: Image.Image, scale: float, size: tuple[int, int],
+                      min_face: float | None | str = "own") -> Detections:
+        """Detect on ``small``, a copy of an image of ``size`` (w, h) already downscaled by ``scale``
+        (a video reader resizes frames its own faster way); boxes come back in the image's pixels."""
+        asked = self.min_face if min_face == "own" else min_face
+        min_face = self.min_face_for(size, asked)
         # The pyramid is laid out as for MTCNN's 20-px default (below 12 px on the copy it would
         # upsample the photo) and starts at its level nearest to min_face: a larger min_face skips
         # the finest, costliest levels and keeps the others, which find the larger faces as before.

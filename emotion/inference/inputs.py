@@ -8,16 +8,31 @@ from typing import Sequence
 
 from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["Job", "collect_inputs"]
+__all__ = ["Job", "collect_inputs", "is_live_source"]
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file: ``kind`` is ``image`` or ``video``; ``name`` is its output file stem."""
+    """One input: ``kind`` is ``image`` or ``video``; ``name`` is its output file stem. A live
+    source (``live``) keeps its ``path`` as typed: a webcam index or a stream URL."""
 
-    path: Path
+    path: Path | str
     kind: str
     name: str
+    live: bool = False
+
+
+def is_live_source(source: object) -> bool:
+    """A webcam index (``0``) or a stream URL (``rtsp://``, ``http://``, …), not a file."""
+    s = str(source)
+    return s.isdigit() or "://" in s
+
+
+def _live_name(source: str) -> str:
+    if source.isdigit():
+        return f"camera{source}"
+    rest = source.split("://", 1)[1]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in rest).strip("_")[:80] or "stream"
 
 
 def collect_inputs(paths: Sequence[str], exclude: Path | None = None) -> tuple[list[Job], list[tuple[str, str]]]:
@@ -47,7 +62,11 @@ def collect_inputs(paths: Sequence[str], exclude: Path | None = None) -> tuple[l
 
     for arg in paths:
         p = Path(arg).expanduser()
-        if not p.exists():
+        if is_live_source(arg) and not p.exists():
+            name = _live_name(str(arg))
+            used.add(name)
+            jobs.append(Job(str(arg), "video", name, live=True))
+        elif not p.exists():
             errors.append((arg, f"'{arg}' not found."))
         elif p.is_dir():
             found = sorted(

@@ -146,8 +146,10 @@ class FaceEmotionPredictor:
         return det, self.faces(image, det)
 
     def result(self, size: tuple[int, int], detections: Detections, faces: np.ndarray, probs: np.ndarray,
-               path: str | None = None, frame: int | None = None, time_s: float | None = None) -> ImageResult:
-        """The :class:`ImageResult` of an image of ``size`` from its faces and their probabilities."""
+               path: str | None = None, frame: int | None = None, time_s: float | None = None,
+               per_face: list[dict[str, Any]] | None = None) -> ImageResult:
+        """The :class:`ImageResult` of an image of ``size`` from its faces and their probabilities;
+        ``per_face`` adds fields to each :class:`FaceResult`, in detection order (a video's tracks)."""
         w, h = size
         results = []
         # Left to right, so that the numbers on a figure read naturally.
@@ -165,6 +167,7 @@ class FaceEmotionPredictor:
                 label=self.class_names[int(p.argmax())],
                 probabilities={name: float(v) for name, v in zip(self.class_names, p)},
                 crop=faces[i],
+                **(per_face[i] if per_face is not None else {}),
             ))
         return ImageResult(path=path, size=(w, h), faces=results, frame=frame, time_s=time_s)
 
@@ -173,6 +176,15 @@ class FaceEmotionPredictor:
         """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
         det, faces = self.find_faces(image)
         return self.result(image.size, det, faces, self.classify(faces), path=path, frame=frame, time_s=time_s)
+
+    def video(self, source: str | int | os.PathLike, **options: Any):
+        """Every frame of a video (a file, a webcam index or a stream URL) with face tracks and
+        smoothed emotions, as a :class:`~emotion.inference.video.VideoResult` (``.to_pandas()``,
+        ``.tracks``). ``options``: :func:`~emotion.inference.video.iter_video_results`'s
+        (``every``, ``detect_every``, ``smooth_s``, …)."""
+        from emotion.inference.video import analyze_video
+
+        return analyze_video(self, source, **options)
 
     def describe(self) -> dict[str, Any]:
         """The model and settings behind every result, as ``predictions.json`` records them."""

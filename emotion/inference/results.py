@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["FaceResult", "ImageResult", "SCHEMA_VERSION"]
 
 #: Bumped whenever the keys of :meth:`ImageResult.to_dict` change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: video faces gained track, detected and smoothed
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -32,6 +32,12 @@ class FaceResult:
         label: the most probable class.
         probabilities: class name → probability (sums to 1).
         crop: the 48×48 grayscale uint8 face the classifier saw (not part of the JSON).
+        track: in a video, the face's track id, the same for one person across frames
+            (:data:`~emotion.inference.tracking.NO_TRACK` until the tracker confirms it); ``None``
+            for a photo.
+        detected: in a video, whether the detector found the face in this frame (``False``: the
+            box was carried from the track's last detections).
+        smoothed: in a video, the track's smoothed probabilities up to this frame.
     """
 
     box: Box
@@ -40,6 +46,14 @@ class FaceResult:
     label: str
     probabilities: dict[str, float]
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+    track: int | None = None
+    detected: bool = True
+    smoothed: dict[str, float] | None = None
+
+    @property
+    def smoothed_label(self) -> str:
+        """The most probable class of the smoothed series (the raw label for a photo)."""
+        return self.label if self.smoothed is None else max(self.smoothed, key=self.smoothed.get)
 
     @property
     def confidence(self) -> float:
@@ -47,14 +61,19 @@ class FaceResult:
         return self.probabilities[self.label]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (rounded: pixels to 0.01, probabilities to 1e-6)."""
-        return {
+        """JSON-ready dict (rounded: pixels to 0.01, probabilities to 1e-6); a video face adds
+        ``track``, ``detected``, ``smoothed_label`` and ``smoothed``."""
+        out = {
             "box": [_r(v) for v in self.box],
             "score": _r(self.score, 6),
             "landmarks": None if self.landmarks is None else [[_r(x), _r(y)] for x, y in self.landmarks],
             "label": self.label,
             "probabilities": {k: _r(v, 6) for k, v in self.probabilities.items()},
         }
+        if self.track is not None:
+            out.update(track=int(self.track), detected=bool(self.detected), smoothed_label=self.smoothed_label,
+                       smoothed={k: _r(v, 6) for k, v in (self.smoothed or self.probabilities).items()})
+        return out
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from emotion.inference.images import load_image
 from emotion.inference.inputs import Job
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
+from emotion.inference.video import DETECT_EVERY
 
 __all__ = ["PredictSession", "FORMATS"]
 
@@ -43,22 +44,32 @@ class PredictSession:
         annotate: write an annotated PNG per image.
         annotate_video: write an annotated copy of each video.
         every: analyse every ``every``-th video frame.
+        detect_every: detect faces on every ``detect_every``-th analysed frame; the tracks carry
+            the faces between.
+        smooth_s: time constant of each track's smoothed probabilities, seconds (0: raw).
+        realtime: play files at their own frame rate and drop frames rather than lag (``None``:
+            only webcams and streams do).
+        show: show the annotated frames in a window (where there is a GUI).
         say: where per-input lines go (``say(text, err)``); the CLI passes tqdm's writer.
         progress: ``progress(total, desc)`` → a tqdm-like bar for a video's frames, or ``None``.
     """
 
     def __init__(self, predictor: FaceEmotionPredictor, out: str | Path, *, annotate: bool = True,
-                 annotate_video: bool = False, every: int = 1, say: Callable[[str, bool], None] | None = None,
-                 progress: Callable[..., Any] | None = None) -> None:
+                 annotate_video: bool = False, every: int = 1, detect_every: int = DETECT_EVERY, smooth_s: float = 0.5,
+                 realtime: bool | None = None, show: bool = False, min_segment_s: float = 0.5,
+                 say: Callable[[str, bool], None] | None = None, progress: Callable[..., Any] | None = None) -> None:
         self.predictor = predictor
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
         self.annotate, self.annotate_video, self.every = annotate, annotate_video, every
+        self.detect_every, self.smooth_s, self.realtime, self.show = detect_every, smooth_s, realtime, show
+        self.min_segment_s = min_segment_s
         self.say = say or (lambda text, err=False: print(text, file=sys.stderr if err else sys.stdout))
         self.progress = progress
         self.results: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
+        self.tracks: list[dict[str, Any]] = []  # per video track summaries, for predictions.json
 
     def run(self, job: Job, quiet: bool = False) -> None:
         """Predict one input; a failure is recorded and reported, never raised."""
@@ -120,31 +131,65 @@ class PredictSession:
                 fig.save(tmp, format="PNG", optimize=False)
 
     def video(self, job: Job, quiet: bool = False) -> None:
-        from emotion.inference.video import VideoWriter, iter_video_results
+        """Analyse one video or live source: its frames' rows, ``<name>_tracks.csv``,
+        ``<name>_timeline.png`` and, if asked, ``<name>_annotated.mp4``. Frames analysed before a
+        decoding error or a Ctrl-C are kept in those files (then the error, or the interrupt, is
+        raised); a live source also streams its rows to ``<name>_frames.csv`` as they come."""
+        from emotion.inference.timeline import plot_timeline
+        from emotion.inference.tracks import TrackLog, write_tracks_csv
+        from emotion.inference.video import VideoWriter, iter_video_results, open_video
         from emotion.io import atomic_path
 
+        names = self.predictor.class_names
+        log = TrackLog(names, path=str(job.path), min_segment_s=self.min_segment_s)
+        stats: dict[str, int] = {}
         labels: Counter[str] = Counter()
         n = with_faces = 0
+        stopped: BaseException | None = None
+        cap, info = open_video(job.path)  # a missing or unreadable source fails here, before any file
+        cap.release()
+        live = job.live or bool(self.realtime)
         with ExitStack() as stack:
-            writer = bar = None
-            for info, frame, result in iter_video_results(self.predictor, job.path, self.every):
-                if bar is None and self.progress is not None:
-                    total = -(-info.frames // self.every) if info.frames else None
-                    bar = stack.enter_context(self.progress(total=total, desc=job.path.name))
-                if writer is None and self.annotate_video:
-                    tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
-                    writer = stack.enter_context(VideoWriter(tmp, info.fps / self.every, (info.width, info.height)))
-                self.results.append(result.to_dict())
-                labels.update(f.label for f in result.faces)
-                n, with_faces = n + 1, with_faces + bool(result.faces)
-                if writer is not None and frame.size == writer.size:
-                    writer.write(frame, result)
-                if bar is not None:
-                    bar.update()
-        if not quiet:
+            writer = bar = rows = None
+            if self.progress is not None:
+                total = -(-info.frames // self.every) if info.frames and not live else None
+                bar = stack.enter_context(self.progress(total=total, desc=job.name))
+            if self.annotate_video:
+                tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
+                writer = stack.enter_context(VideoWriter(tmp, info.fps / self.every, (info.width, info.height)))
+            if live:
+                rows = stack.enter_context(_RowStream(self.out / f"{job.name}_frames.csv", names))
+            window = _Window(job.name) if self.show else None
+            try:
+                for vf in iter_video_results(self.predictor, job.path, every=self.every, detect_every=self.detect_every,
+                                             smooth_s=self.smooth_s, realtime=self.realtime, log=log, stats=stats):
+                    row = vf.result.to_dict()
+                    self.results.append(row)
+                    if rows is not None:
+                        rows.write(row)
+                    labels.update(f.smoothed_label for f in vf.result.faces)
+                    n, with_faces = n + 1, with_faces + bool(vf.result.faces)
+                    if writer is not None:
+                        writer.write(vf.bgr, vf.result)
+                    if window is not None:
+                        window.show(vf.bgr, vf.result)
+                    if bar is not None:
+                        bar.update()
+            except (EmotionError, KeyboardInterrupt) as e:
+                stopped = e  # what was read is kept: the files below are still completed
+        if n:
+            summaries = log.summaries()
+            self.tracks += [s.to_dict() for s in summaries]
+            write_tracks_csv(self.out / f"{job.name}_tracks.csv", summaries, names)
+            plot_timeline(log, self.out / f"{job.name}_timeline.png", title=str(job.path),
+                          duration_s=(info.frames / info.fps) if info.frames else None)
+        if not quiet and n:
             counts = ", ".join(f"{k} {v}" for k, v in labels.most_common()) or "none"
-            self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {self.every}), "
-                     f"faces in {with_faces}; labels: {counts}", False)
+            dropped = f", {stats.get('dropped', 0)} dropped (analysis behind the source)" if live else ""
+            self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {self.every}{dropped}), "
+                     f"faces in {with_faces}, {len(log)} tracks; smoothed labels: {counts}", False)
+        if stopped is not None:
+            raise stopped
 
     def summary(self, jobs: Sequence[Job]) -> str:
         """``3 images, 1 video: 12 faces; 1 error``: what the session did with ``jobs``."""
@@ -169,5 +214,62 @@ class PredictSession:
             write_json(self.out / "errors.json", self.errors)
             return path
         path = self.out / "predictions.json"
-        write_json(path, results_document(self.predictor.describe(), self.results, self.errors, every=self.every))
+        document = results_document(self.predictor.describe(), self.results, self.errors, every=self.every,
+                                    detect_every=self.detect_every, smooth_s=self.smooth_s)
+        write_json(path, {**document, "tracks": self.tracks})
         return path
+
+
+class _RowStream:
+    """A live source's rows appended to a CSV as they come, each frame's rows in one flushed write,
+    so that a stream killed at any moment leaves a file of complete rows."""
+
+    def __init__(self, path: Path, class_names: Sequence[str]) -> None:
+        import csv
+        import io
+
+        from emotion.inference.writers import csv_header
+
+        self._csv, self._io, self.class_names = csv, io, list(class_names)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "w", newline="")
+        self._write([csv_header(self.class_names)])
+
+    def _write(self, rows: list[list[Any]]) -> None:
+        buf = self._io.StringIO()
+        self._csv.writer(buf).writerows(rows)
+        self.fh.write(buf.getvalue())
+        self.fh.flush()
+
+    def write(self, result: dict[str, Any]) -> None:
+        from emotion.inference.writers import csv_rows
+
+        self._write(csv_rows([result], self.class_names))
+
+    def __enter__(self) -> "_RowStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
+class _Window:
+    """The annotated frames in an OpenCV window, where OpenCV has a GUI; else one notice, and on."""
+
+    def __init__(self, title: str) -> None:
+        self.title, self.ok = title, True
+
+    def show(self, bgr, result: ImageResult) -> None:
+        if not self.ok:
+            return
+        import cv2
+
+        from emotion.inference.annotate import draw_tracks_bgr
+
+        try:
+            cv2.imshow(self.title, draw_tracks_bgr(bgr.copy(), result))
+            cv2.waitKey(1)
+        except cv2.error:
+            self.ok = False
+            print("note: --show needs a GUI (this OpenCV build or machine has none); going on without a window.",
+                  file=sys.stderr)

