@@ -87,7 +87,9 @@ def test_folder_with_corrupt_file_end_to_end(exported, tmp_path):
     assert {Path(e["path"]).name for e in data["errors"]} == {"broken.jpg", "cut.jpg", "missing.jpg"}
 
     assert {p.name for p in out.iterdir()} == {"predictions.json", "group.png", "sub__wall.png",
-                                               "clip_annotated.mp4"}
+                                               "clip_annotated.mp4", "clip_tracks.csv", "clip_timeline.png"}
+    assert all(f["track"] >= 1 for f in by_path["clip.avi"][1]["faces"])  # confirmed by the second frame
+    assert len(data["tracks"]) == 6 and {t["path"] for t in data["tracks"]} == {"photos/clip.avi"}
     assert Image.open(out / "group.png").width > Image.open(SAMPLE_PHOTO).width
     import cv2
 

@@ -15,7 +15,7 @@ from emotion.inference.images import load_image
 from emotion.inference.inputs import Job
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
-from emotion.inference.video import DETECT_EVERY
+from emotion.inference.video import DETECT_EVERY, VIDEO_DETECT_MAX_SIDE
 
 __all__ = ["PredictSession", "FORMATS"]
 
@@ -50,6 +50,8 @@ class PredictSession:
         realtime: play files at their own frame rate and drop frames rather than lag (``None``:
             only webcams and streams do).
         show: show the annotated frames in a window (where there is a GUI).
+        min_segment_s: a track's label change shorter than this does not split its segments.
+        detect_max_side: video frames are searched for faces on a copy at most this long.
         say: where per-input lines go (``say(text, err)``); the CLI passes tqdm's writer.
         progress: ``progress(total, desc)`` → a tqdm-like bar for a video's frames, or ``None``.
     """
@@ -57,6 +59,7 @@ class PredictSession:
     def __init__(self, predictor: FaceEmotionPredictor, out: str | Path, *, annotate: bool = True,
                  annotate_video: bool = False, every: int = 1, detect_every: int = DETECT_EVERY, smooth_s: float = 0.5,
                  realtime: bool | None = None, show: bool = False, min_segment_s: float = 0.5,
+                 detect_max_side: int = VIDEO_DETECT_MAX_SIDE,
                  say: Callable[[str, bool], None] | None = None, progress: Callable[..., Any] | None = None) -> None:
         self.predictor = predictor
         self.out = Path(out)
@@ -64,7 +67,7 @@ class PredictSession:
             raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
         self.annotate, self.annotate_video, self.every = annotate, annotate_video, every
         self.detect_every, self.smooth_s, self.realtime, self.show = detect_every, smooth_s, realtime, show
-        self.min_segment_s = min_segment_s
+        self.min_segment_s, self.detect_max_side = min_segment_s, detect_max_side
         self.say = say or (lambda text, err=False: print(text, file=sys.stderr if err else sys.stdout))
         self.progress = progress
         self.results: list[dict[str, Any]] = []
@@ -162,7 +165,8 @@ class PredictSession:
             window = _Window(job.name) if self.show else None
             try:
                 for vf in iter_video_results(self.predictor, job.path, every=self.every, detect_every=self.detect_every,
-                                             smooth_s=self.smooth_s, realtime=self.realtime, log=log, stats=stats):
+                                             smooth_s=self.smooth_s, realtime=self.realtime,
+                                             max_side=self.detect_max_side, log=log, stats=stats):
                     row = vf.result.to_dict()
                     self.results.append(row)
                     if rows is not None:

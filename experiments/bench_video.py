@@ -1,0 +1,177 @@
+"""Video end to end: ours beside the `fer` package's ``Video.analyze``, on the same 1080p videos, in one run.
+
+    make bench-video     # in .venv-peers (fer 25.10.3 + TensorFlow), beside ours
+    python experiments/bench_video.py [--frames 100] [--checkpoint fast] [--photo PHOTO]
+
+The test video is made here: a 1920×1080, 25 fps slow pan and zoom over ``group_of_six.jpg``
+(``../shared/photos``; 6 faces) or, without it, over the sample photo (``tests/assets``), written
+as MPEG-4 (``mp4v``), so that every face moves from frame to frame.
+
+Ours runs as ``python -m emotion.predict clip.mp4 --format csv`` does (a :class:`PredictSession`:
+decoding, detection, tracks, classification, the rows, ``_tracks.csv`` and ``_timeline.png``),
+with the model loaded beforehand, in these settings, each its own row, so that what each idea
+buys shows:
+
+* ``detect every frame, full-size search``: the photo pipeline's 1600-px detection on every frame;
+* ``detect every frame``: the video default, detection on a 960-px copy (``VIDEO_DETECT_MAX_SIDE``);
+* ``detect every 2 / 3``: detection on every k-th frame, the tracks carried between;
+* the same with ``--annotate-video`` (boxes, track ids and smoothed labels drawn with OpenCV and
+  encoded in a background thread).
+
+"faces lost" counts, per frame, the faces the every-frame run reported that the run does not (by
+count), summed over frames. `fer` runs as its README shows, ``Video(path).analyze(FER(mtcnn=True),
+display=False)``, with nothing saved; its ``cv2.waitKey`` calls are stubbed, since headless OpenCV
+has no GUI (it calls them even with ``display=False``). The runs take turns in one process.
+
+Writes experiments/results/bench_video.json and .md; the README's video table is that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "experiments" / "results"
+SHARED_PHOTO = ROOT.parent / "shared" / "photos" / "group_of_six.jpg"
+SAMPLE_PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"
+
+
+def make_pan_video(photo: Path, path: Path, frames: int = 100, size: tuple[int, int] = (1920, 1080),
+                   fps: float = 25.0) -> Path:
+    """A slow pan and zoom (from 1.15× to 1.0 of the frame) over ``photo``, as an mp4v video."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    w, h = size
+    img = Image.open(photo).convert("RGB")
+    base = max(w / img.width, h / img.height) * 1.15
+    big = np.asarray(img.resize((round(img.width * base), round(img.height * base)), Image.Resampling.BICUBIC))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for t in range(frames):
+        a = t / max(frames - 1, 1)
+        zoom = 1.15 - 0.15 * a  # the window grows: faces shrink a little and drift
+        cw, ch = min(round(w * 1.15 / zoom), big.shape[1]), min(round(h * 1.15 / zoom), big.shape[0])
+        x0 = round((big.shape[1] - cw) * a)
+        y0 = round((big.shape[0] - ch) * (0.5 + 0.3 * np.sin(2 * np.pi * a)) / 1)
+        y0 = min(max(y0, 0), big.shape[0] - ch)
+        window = cv2.resize(big[y0:y0 + ch, x0:x0 + cw], size, interpolation=cv2.INTER_AREA)
+        writer.write(cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def run_ours(predictor, video: Path, out: Path, **options) -> dict:
+    from emotion.inference.inputs import collect_inputs
+    from emotion.inference.session import PredictSession
+
+    jobs, _ = collect_inputs([str(video)])
+    session = PredictSession(predictor, out, say=lambda text, err=False: None, **options)
+    start = time.perf_counter()
+    session.run_all(jobs, quiet=True)
+    session.write("csv")
+    seconds = time.perf_counter() - start
+    if session.errors:
+        raise RuntimeError(session.errors)
+    per_frame = [len(r["faces"]) for r in session.results]
+    return {"seconds": round(seconds, 2), "frames": len(per_frame), "fps": round(len(per_frame) / seconds, 1),
+            "faces": sum(per_frame), "per_frame": per_frame, "tracks": len(session.tracks)}
+
+
+def run_fer(video: Path, out: Path) -> dict:
+    import cv2
+    from fer import FER, Video
+
+    cv2.waitKey = lambda *a, **k: -1  # headless OpenCV has no GUI; fer calls it even with display=False
+    detector = FER(mtcnn=True)
+    start = time.perf_counter()
+    v = Video(str(video), outdir=str(out))
+    frames = v.analyze(detector, display=False, save_frames=False, save_video=False, annotate_frames=False,
+                       zip_images=False)
+    seconds = time.perf_counter() - start
+    n = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    faces = sum(len(f) for f in frames)
+    return {"seconds": round(seconds, 2), "frames": n, "fps": round(n / seconds, 1), "faces": faces,
+            "frames_with_faces": len(frames)}
+
+
+def decode_fps(video: Path) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    n, start = 0, time.perf_counter()
+    while cap.read()[0]:
+        n += 1
+    return round(n / (time.perf_counter() - start), 1)
+
+
+def main() -> None:
+    import torch
+
+    from emotion.device import device_name
+    from emotion.inference import FaceEmotionPredictor
+    from emotion.inference.detect import DETECT_MAX_SIDE
+    from emotion.io import write_results
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--photo", type=Path, default=SHARED_PHOTO if SHARED_PHOTO.is_file() else SAMPLE_PHOTO)
+    ap.add_argument("--checkpoint", default=None, help="our classifier (default: the bundled model)")
+    ap.add_argument("--no-fer", action="store_true", help="ours only (outside .venv-peers)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    predictor = FaceEmotionPredictor.from_checkpoint(args.checkpoint, device="cpu")
+    rows, runs = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        video = make_pan_video(args.photo, tmp / "pan_1080p.mp4", args.frames)
+        settings = {
+            "detect every frame, full-size search": dict(detect_every=1, detect_max_side=DETECT_MAX_SIDE),
+            "detect every frame": dict(detect_every=1),
+            "detect every 2": dict(detect_every=2),
+            "detect every 3": dict(detect_every=3),
+            "detect every frame + annotated video": dict(detect_every=1, annotate_video=True),
+            "detect every 2 + annotated video": dict(detect_every=2, annotate_video=True),
+            "detect every 3 + annotated video": dict(detect_every=3, annotate_video=True),
+        }
+        run_ours(predictor, video, tmp / "warm", detect_every=1)  # warm-up: first-call costs out of the rows
+        for name, opts in settings.items():
+            runs[name] = run_ours(predictor, video, tmp / name.replace(" ", "_"), **opts)
+        fer = None if args.no_fer else run_fer(video, tmp / "fer")
+        decode = decode_fps(video)
+    base = runs["detect every frame"]
+    for name, r in runs.items():
+        lost = sum(max(0, a - b) for a, b in zip(base["per_frame"], r["per_frame"]))
+        plain = runs.get(name.replace(" + annotated video", ""))
+        rows.append({"run": f"ours: {name}", "fps": r["fps"], "seconds": r["seconds"], "frames": r["frames"],
+                     "faces": r["faces"], "faces_lost_vs_every_frame": lost, "tracks": r["tracks"],
+                     "annotate_cost": round(r["seconds"] / plain["seconds"], 2) if "annotated" in name else None,
+                     "vs_fer": round(fer["seconds"] / r["seconds"], 2) if fer else None})
+    if fer:
+        rows.append({"run": "fer 25.10.3: Video.analyze(FER(mtcnn=True))", "fps": fer["fps"], "seconds": fer["seconds"],
+                     "frames": fer["frames"], "faces": fer["faces"], "faces_lost_vs_every_frame": None, "tracks": None,
+                     "annotate_cost": None, "vs_fer": 1.0})
+    device = device_name("cpu")
+    md = [f"Video end to end (`experiments/bench_video.py`): a {args.frames}-frame 1920×1080 25 fps pan over "
+          f"`{args.photo.name}`, {device}, torch threads {args.threads}; the OpenCV decode alone runs at {decode} "
+          f"frames/s. Classifier: {predictor.checkpoint} ({predictor.model.hparams.get('arch')}).", "",
+          "| run | frames/s | seconds | faces | faces lost vs every frame | tracks | annotated / plain | "
+          "speed vs fer |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [r["run"], r["fps"], r["seconds"], r["faces"], r["faces_lost_vs_every_frame"], r["tracks"],
+                 f"{r['annotate_cost']}×" if r["annotate_cost"] else None, f"{r['vs_fer']}×" if r["vs_fer"] else None]
+        md.append("| " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    write_results(RESULTS / "bench_video.json", {"device": device, "threads": args.threads, "photo": args.photo.name,
+                                                 "frames": args.frames, "decode_fps": decode, "rows": rows}, text)
+
+
+if __name__ == "__main__":
+    main()
