@@ -40,7 +40,7 @@ def test_tracking_check_small(videos, predictor, tmp_path):
     """The default suite's tracking check: recall, at most one ID switch per crossing, one track per
     face through an occlusion, and a new track for a face back after longer than the tracker's memory."""
     rows = {r["scene"]: r for r in tc.run([s for s, _ in videos.values()], tmp_path, 1, predictor)}
-    for name, r in rows.items():
+    for r in rows.values():
         assert r["recall"] >= 0.9, r
         assert r["false_positives"] <= 4, r  # a face that leaves is held for 0.12 s (3 frames)
     for name in ("crossing", "crossing_diagonal"):
