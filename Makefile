@@ -20,7 +20,7 @@ browser: ## Headless Chromium and its driver from Debian, for the page test (tes
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo 'chromium and chromedriver: present'; \
 	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
-.PHONY: help install browser bench-peers train train-sample evaluate test test-slow test-all lint results accuracy-table clean
+.PHONY: help install browser bench-peers bench-video train train-sample evaluate test test-slow test-all lint results accuracy-table clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ $(PEERS_VENV)/.installed: pyproject.toml Makefile
 
 bench-peers: $(PEERS_VENV)/.installed ## Our predictor beside the `fer` package, photos and PrivateTest (own venv)
 	$(PEERS_PY) experiments/bench_peers.py --data $(FER2013_DIR)
+
+bench-video: $(PEERS_VENV)/.installed ## Our video pipeline beside `fer`'s Video.analyze on a 1080p pan (own venv)
+	$(PEERS_PY) experiments/bench_video.py $(ARGS)
 
 train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, EMA, 40 epochs, about 1.5 h on 2 cores (FER2013_DIR=path; ARGS=…)
 	$(PY) -m emotion.train experiment=vgg_cpu data.root=$(FER2013_DIR) $(ARGS)

@@ -16,10 +16,24 @@ from emotion.device import best_device
 from emotion.errors import EmotionError, first_line
 
 __all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "TrainedModel", "HParams",
-           "DEFAULT_MODEL", "ONNX_FILE"]
+           "DEFAULT_MODEL", "BUNDLED_MODELS", "ONNX_FILE", "model_source"]
 
+_ASSETS = Path(__file__).resolve().parent / "assets"
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default_model"
+DEFAULT_MODEL = _ASSETS / "default_model"
+#: The models shipped with the package, by the names ``--checkpoint`` and ``from_checkpoint`` take:
+#: ``default`` (the most accurate) and ``fast`` (for video and bulk work).
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": _ASSETS / "fast_model"}
+
+
+def model_source(path: str | os.PathLike | None) -> Path:
+    """Where a model is: a bundled one by name (``None``: ``default``), else the path given (a file
+    or folder of that name wins over a bundled name)."""
+    if path is None:
+        return DEFAULT_MODEL
+    if str(path) in BUNDLED_MODELS and not Path(path).exists():
+        return BUNDLED_MODELS[str(path)]
+    return Path(path).expanduser()
 WEIGHTS_FILE, META_FILE, ONNX_FILE = "model.safetensors", "model.json", "model.onnx"
 
 
@@ -107,7 +121,8 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 
     Args:
         path: a Lightning ``.ckpt`` written by ``emotion.train``, a folder written by
-            :func:`export_model`, or ``None`` for the model bundled with the package.
+            :func:`export_model`, a bundled model's name (:data:`BUNDLED_MODELS`: ``default``,
+            ``fast``), or ``None`` for the default bundled model.
         device: where to put it (default: :func:`best_device`).
 
     Only tensors and plain values are read. The model's ``meta`` attribute holds what the export
@@ -116,7 +131,7 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     """
     from emotion.models import create_model
 
-    path = Path(path).expanduser() if path is not None else DEFAULT_MODEL
+    path = model_source(path)
     if path.is_dir():
         hparams, state, meta = _read_exported(path)
     else:

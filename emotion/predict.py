@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok (also when no face is found), 1 some inputs failed, 2 usage error.")
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), videos")
     ap.add_argument("--checkpoint", default=None, metavar="CKPT",
-                    help="a .ckpt or an exported model folder (default: the bundled model)")
+                    help="a .ckpt, an exported model folder, or a bundled model: default (the most accurate) "
+                         "or fast (for video and bulk work) (default: default)")
     ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
     ap.add_argument("--format", choices=FORMATS, default="json", help="results file format")
     ap.add_argument("--min-face", type=_min_face, default=None, metavar="PX",

@@ -6,7 +6,9 @@ the GPU. The photo is ``../shared/photos/group_of_six.jpg`` when present, else t
 
 Usage::
 
-    python experiments/bench_inference.py [--checkpoint CKPT] [--photo PATH] [--repeats 10]
+    python experiments/bench_inference.py [--checkpoint CKPT ...] [--photo PATH] [--repeats 10]
+
+Each ``--checkpoint`` (default: the bundled ``default`` and ``fast`` models) is a row, in one run.
 
 Prints a Markdown table and writes it, with the raw numbers, to
 ``experiments/results/bench_inference.json`` (and ``.md``).
@@ -24,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from emotion.checkpoint import DEFAULT_MODEL, load_model
+from emotion.checkpoint import BUNDLED_MODELS, load_model
 from emotion.device import device_name
 from emotion.errors import user_errors_exit
 from emotion.inference import FaceEmotionPredictor, load_image
@@ -69,11 +71,14 @@ def bench_device(device: str, ckpt: str, photo: Path, repeats: int, warmup: int)
     if len(faces) == 0:
         raise SystemExit(f"error: no face found in {photo}; cannot time the classifier on it")
     batch64 = np.resize(faces, (64, *faces.shape[1:]))  # the photo's faces, repeated to 64
+    batch256 = np.resize(faces, (256, *faces.shape[1:]))
     six = np.resize(faces, (6, *faces.shape[1:]))
     fp32 = FaceEmotionPredictor(p.model, bf16=False)
     # ONNX Runtime (CPU only): the same network, exported; the ONNX file is made once and cached.
     onnx = FaceEmotionPredictor.from_checkpoint(ckpt, runtime="onnx") if dev.type == "cpu" else None
+    model = load_model(ckpt, device="cpu")
     return {
+        "model": f"{Path(ckpt).name} ({model.hparams.arch})",
         "device": device_name("cpu" if dev.type == "cpu" else None),
         "faces_found": len(result.faces),
         "model_first_load_ms": first_load_ms,
@@ -83,6 +88,8 @@ def bench_device(device: str, ckpt: str, photo: Path, repeats: int, warmup: int)
         "crop_preprocess_ms": median_ms(lambda: p.faces(rgb, det), dev, repeats, warmup),
         "classify_batch1_ms_per_face": median_ms(lambda: p.classify(faces[:1]), dev, repeats * 3, warmup),
         "classify_batch64_ms_per_face": median_ms(lambda: p.classify(batch64), dev, repeats, warmup) / 64,
+        # The bar for the fast model (video and bulk work): ms per face at batch 256.
+        "classify_batch256_ms_per_face": median_ms(lambda: p.classify(batch256), dev, repeats, warmup) / 256,
         # The speed bar for a bundled model: 6 faces in one batch, as the predictor runs them
         # (bf16 where the device has it natively), and the same in fp32.
         "classify_6_faces_ms": median_ms(lambda: p.classify(six), dev, repeats * 3, warmup),
@@ -92,18 +99,19 @@ def bench_device(device: str, ckpt: str, photo: Path, repeats: int, warmup: int)
     }
 
 
-def markdown(rows: list[dict], photo: Path, size: tuple[int, int], arch: str) -> str:
-    head = (f"Photo: `{photo.name}` ({size[0]}×{size[1]}), model: {arch}, torch CPU threads: "
+def markdown(rows: list[dict], photo: Path, size: tuple[int, int]) -> str:
+    head = (f"Photo: `{photo.name}` ({size[0]}×{size[1]}), torch CPU threads: "
             f"{torch.get_num_threads()}; median ms.\n\n"
-            "| device | faces | model load: first / again | photo end to end | detect | crop + preprocess "
-            "| classifier ms/face, batch 1 | classifier ms/face, batch 64 | 6 faces ms (bf16) | 6 faces ms (fp32) "
-            "| 6 faces ms (ONNX Runtime) |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "| model | device | faces | model load: first / again | photo end to end | detect | crop + preprocess "
+            "| classifier ms/face, batch 1 | classifier ms/face, batch 64 | classifier ms/face, batch 256 "
+            "| 6 faces ms (bf16) | 6 faces ms (fp32) | 6 faces ms (ONNX Runtime) |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     body = "".join(
-        f"| {r['device']} | {r['faces_found']} | {r['model_first_load_ms']:.0f} / {r['model_load_ms']:.0f} "
+        f"| {r['model']} | {r['device']} | {r['faces_found']} "
+        f"| {r['model_first_load_ms']:.0f} / {r['model_load_ms']:.0f} "
         f"| {r['photo_end_to_end_ms']:.1f} "
         f"| {r['detect_ms']:.1f} | {r['crop_preprocess_ms']:.1f} | {r['classify_batch1_ms_per_face']:.2f} "
-        f"| {r['classify_batch64_ms_per_face']:.3f} "
+        f"| {r['classify_batch64_ms_per_face']:.3f} | {r['classify_batch256_ms_per_face']:.3f} "
         f"| {r['classify_6_faces_ms'] if r['bf16'] else float('nan'):.2f} | {r['classify_6_faces_fp32_ms']:.2f} "
         f"| {r['classify_6_faces_onnx_ms'] or float('nan'):.2f} |\n"
         for r in rows)
@@ -112,7 +120,8 @@ def markdown(rows: list[dict], photo: Path, size: tuple[int, int], arch: str) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default=None, help=".ckpt or exported folder (default: bundled model)")
+    ap.add_argument("--checkpoint", action="append", default=None,
+                    help=".ckpt, exported folder or bundled name; repeat for more rows (default: default and fast)")
     ap.add_argument("--photo", default=None, help="default: ../shared/photos/group_of_six.jpg, else the shipped one")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
@@ -124,16 +133,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    ckpt = args.checkpoint or str(DEFAULT_MODEL)
+    ckpts = args.checkpoint or [str(p) for p in BUNDLED_MODELS.values() if p.is_dir()]
     photo = Path(args.photo) if args.photo else (SHARED_PHOTO if SHARED_PHOTO.is_file() else SHIPPED_PHOTO)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
-    rows = [bench_device(d, ckpt, photo, args.repeats, args.warmup) for d in devices]
+    rows = [bench_device(d, ckpt, photo, args.repeats, args.warmup) for ckpt in ckpts for d in devices]
     rgb, _ = load_image(photo)
-    arch = load_model(ckpt, device="cpu").hparams.arch
-    table = markdown(rows, photo, rgb.size, arch)
+    table = markdown(rows, photo, rgb.size)
     print(table)
     write_results(args.out, {
-        "photo": photo.name, "photo_size": list(rgb.size), "checkpoint": ckpt, "arch": arch,
+        "photo": photo.name, "photo_size": list(rgb.size), "checkpoints": ckpts,
         "repeats": args.repeats, "warmup": args.warmup, "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "rows": rows,
         "note": args.note, "markdown": table,

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from emotion.checkpoint import BUNDLED_MODELS, model_source
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
 from emotion.device import native_bf16
@@ -101,7 +102,8 @@ class FaceEmotionPredictor:
         """Load a ``.ckpt`` or an exported model folder (``None``: the bundled model) and wrap it.
 
         Args:
-            path: checkpoint or exported folder; ``None`` for ``emotion/assets/default_model``.
+            path: checkpoint or exported folder, a bundled model's name (``default``, or ``fast``
+                for video and bulk work); ``None`` for ``emotion/assets/default_model``.
             device: ``cpu``, ``cuda``, … (default: the best available; ``onnx`` runs on the CPU).
             runtime: ``torch``, or ``onnx`` for ONNX Runtime
                 (see :func:`~emotion.inference.runtime.load_classifier`).
@@ -109,6 +111,8 @@ class FaceEmotionPredictor:
         """
         predictor = cls(load_classifier(path, runtime=runtime, device=device), **kwargs)
         predictor.checkpoint = "bundled" if path is None else str(path)
+        if path is not None and str(path) in BUNDLED_MODELS and model_source(path) == BUNDLED_MODELS[str(path)]:
+            predictor.checkpoint = f"bundled:{path}"
         return predictor
 
     # -- the steps ---------------------------------------------------------------------

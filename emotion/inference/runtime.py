@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotion.checkpoint import DEFAULT_MODEL, ONNX_FILE, WEIGHTS_FILE, HParams, export_onnx, load_model
+from emotion.checkpoint import ONNX_FILE, WEIGHTS_FILE, HParams, export_onnx, load_model, model_source
 from emotion.errors import EmotionError
 
 __all__ = ["RUNTIMES", "OnnxClassifier", "load_classifier"]
@@ -73,7 +73,7 @@ def load_classifier(path: str | os.PathLike | None = None, runtime: str = "torch
     model = load_model(path, device="cpu" if runtime == "onnx" else device)
     if runtime == "torch":
         return model
-    source = Path(path).expanduser() if path is not None else DEFAULT_MODEL
+    source = model_source(path)
     onnx_path = source / ONNX_FILE if source.is_dir() else None
     if onnx_path is None or not onnx_path.is_file():
         onnx_path = _cached_onnx(source, model)
