@@ -211,3 +211,34 @@ def test_live_stream_interrupted_keeps_complete_files(videos, tmp_path):
     assert len(rows) >= 9 and all(len(r) == len(header) and None not in r.values() for r in rows)
     assert len(_rows(out / "predictions.csv")) == len(rows)
     assert _rows(out / "long_tracks.csv") and (out / "long_timeline.png").stat().st_size > 0
+
+
+def test_stream_url_is_a_live_source(videos, tmp_path):
+    """An http stream from a real server on 127.0.0.1: read live, rows streamed, its end reported."""
+    import socket
+
+    _, clip = videos["occlusion"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(clip.parent)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        out = tmp_path / "out"
+        proc = _run(f"http://127.0.0.1:{port}/{clip.name}", "--out", str(out), "--format", "csv", "--device", "cpu")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "the source closed" in proc.stdout and "dropped" in proc.stdout
+    name = f"127_0_0_1_{port}_occlusion_avi"
+    streamed = _rows(out / f"{name}_frames.csv")
+    assert streamed and len(streamed) == len(_rows(out / "predictions.csv"))
+    assert [t["track"] for t in _rows(out / f"{name}_tracks.csv")] == ["1"]

@@ -190,6 +190,8 @@ class PredictSession:
         if not quiet and n:
             counts = ", ".join(f"{k} {v}" for k, v in labels.most_common()) or "none"
             dropped = f", {stats.get('dropped', 0)} dropped (analysis behind the source)" if live else ""
+            if job.live and stopped is None:
+                dropped += "; the source closed"
             self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {self.every}{dropped}), "
                      f"faces in {with_faces}, {len(log)} tracks; smoothed labels: {counts}", False)
         if stopped is not None:
