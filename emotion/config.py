@@ -37,6 +37,12 @@ def _asset(name: str) -> str:
     return str(ASSETS_DIR / name)
 
 
+def _results(name: str) -> str:
+    """A file the repository's experiments wrote (``experiments/results/``): a recipe's committed inputs,
+    such as a student's soft labels. Not part of the wheel: use a checkout for those recipes."""
+    return str(_PACKAGE.parent / "experiments" / "results" / name)
+
+
 def _default_cache_dir() -> str:
     from emotion.data.cache import default_cache_dir
 
@@ -44,6 +50,6 @@ def _default_cache_dir() -> str:
 
 
 for _name, _fn in (("auto_precision", auto_precision), ("wandb_offline", wandb_offline), ("asset", _asset),
-                   ("default_cache_dir", _default_cache_dir)):
+                   ("results", _results), ("default_cache_dir", _default_cache_dir)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
