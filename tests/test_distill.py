@@ -20,8 +20,8 @@ from tests.conftest import ROOT, SAMPLE_ROOT, compose_cfg, quick_overrides
 def sample_soft_labels(tmp_path_factory):
     """The bundled model's probabilities on the sample's training faces, made by the script itself."""
     out = tmp_path_factory.mktemp("soft") / "sample.npz"
-    r = subprocess.run([sys.executable, "experiments/make_soft_labels.py", "--root", str(SAMPLE_ROOT), "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "experiments/make_soft_labels.py", "--root", str(SAMPLE_ROOT), "--out", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
