@@ -85,6 +85,7 @@ def run_ours(predictor, video: Path, out: Path, **options) -> dict:
 
 def run_fer(video: Path, out: Path) -> dict:
     import cv2
+    import facenet_pytorch  # noqa: F401  (before TensorFlow: the other order segfaults, see bench_peers.py)
     from fer import FER, Video
 
     cv2.waitKey = lambda *a, **k: -1  # headless OpenCV has no GUI; fer calls it even with display=False
