@@ -162,25 +162,39 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _assign(truth: list, faces: list, candidates) -> tuple[dict[int, int], list[int]]:
+    """Hungarian matching of ground-truth boxes to result faces (IoU ≥ 0.3): ``{truth index: face
+    index}`` and the candidate faces left over."""
+    from scipy.optimize import linear_sum_assignment
+
+    candidates = list(candidates)
+    cost = np.array([[1 - _iou(g[1], faces[c].box) for c in candidates] for g in truth]).reshape(
+        len(truth), len(candidates))
+    rows, cols = linear_sum_assignment(cost) if cost.size else ([], [])
+    pairs = {int(r): candidates[int(c)] for r, c in zip(rows, cols) if cost[r, c] <= 0.7}
+    return pairs, [c for c in candidates if c not in pairs.values()]
+
+
 def score(scene: Scene, results: list) -> dict:
     """Recall, ID switches, fragments, tracks per identity and false positives of ``results``
     (one :class:`ImageResult` per frame) against the scene's ground truth."""
-    from scipy.optimize import linear_sum_assignment
-
     visible = matched = false_pos = switches = fragments = 0
     last_track: dict[int, int] = {}
     was_matched: dict[int, bool] = {}
     tracks_of: dict[int, set[int]] = {}
     for truth, result in zip(scene.truth, results):
         faces = result.faces
-        cost = np.array([[1 - _iou(g[1], f.box) for f in faces] for g in truth]).reshape(len(truth), len(faces))
-        rows, cols = linear_sum_assignment(cost) if cost.size else ([], [])
-        pairs = {int(r): int(c) for r, c in zip(rows, cols) if cost[r, c] <= 0.7}
-        false_pos += len(faces) - len(pairs)
-        for gi, (ident, _, seen) in enumerate(truth):
+        shown = [g for g in truth if g[2]]
+        hidden = [g for g in truth if not g[2]]
+        # Faces in view are matched first; a result on a hidden face (mostly occluded, or mostly out
+        # of the frame) is neither a match nor a false positive.
+        pairs, rest = _assign(shown, faces, range(len(faces)))
+        hidden_pairs, rest = _assign(hidden, faces, rest)
+        false_pos += len(rest)
+        for gi, (ident, _, _) in enumerate(shown):
+            visible += 1
             if gi in pairs:
-                matched += bool(seen)
-                visible += bool(seen)
+                matched += 1
                 track = faces[pairs[gi]].track
                 if track is not None and track >= 0:
                     if ident in last_track and last_track[ident] != track:
@@ -190,10 +204,8 @@ def score(scene: Scene, results: list) -> dict:
                 if was_matched.get(ident) is False:
                     fragments += 1
                 was_matched[ident] = True
-            elif seen:
-                visible += 1
-                if was_matched.get(ident):
-                    was_matched[ident] = False
+            elif was_matched.get(ident):
+                was_matched[ident] = False
     return {"scene": scene.name, "frames": len(results), "faces": int(visible), "matched": int(matched),
             "recall": round(matched / visible, 4) if visible else None, "id_switches": switches,
             "fragments": fragments, "crossings": scene.crossings,
