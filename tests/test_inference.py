@@ -371,14 +371,18 @@ def test_bundled_model_predicts():
 @pytest.mark.slow
 @needs_bundled
 @needs_shared_fer
-def test_bundled_model_recorded_test_accuracy(tmp_path):
-    """The accuracy in model.json is what the shipped weights score on PrivateTest today."""
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_bundled_model_recorded_test_accuracy(tmp_path, name):
+    """The accuracy in model.json is what each shipped model's weights score on PrivateTest today."""
     import torch
 
+    from emotion.checkpoint import BUNDLED_MODELS
     from emotion.data import FER2013DataModule
     from emotion.models import predict_proba
 
-    model = load_model(device="cpu")
+    if not BUNDLED_MODELS[name].is_dir():
+        pytest.skip(f"no bundled {name} model")
+    model = load_model(name, device="cpu")
     metrics = model.meta.get("metrics") or {}
     recorded = metrics.get("test", {}).get("acc")
     assert recorded is not None, "model.json records no metrics.test.acc"
@@ -454,3 +458,17 @@ def test_bulk_pipeline_gives_the_per_image_results_face_for_face(tmp_path):
             for a, b in zip(alone.faces, item.result.faces):
                 assert a.box == b.box and a.label == b.label and np.array_equal(a.crop, b.crop)
                 assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 1e-3
+
+
+def test_bundled_models_by_name(tmp_path):
+    """``--checkpoint fast`` and ``from_checkpoint("fast")`` pick the shipped fast model; a file of
+    that name in the working folder would win, as any path does."""
+    from emotion.checkpoint import BUNDLED_MODELS, model_source
+
+    assert model_source(None) == model_source("default") == BUNDLED_MODELS["default"]
+    assert model_source("fast") == BUNDLED_MODELS["fast"]
+    if not BUNDLED_MODELS["fast"].is_dir():
+        pytest.skip("no bundled fast model")
+    p = FaceEmotionPredictor.from_checkpoint("fast", device="cpu")
+    assert p.model.hparams.arch == "vgg_tiny" and p.checkpoint == "bundled:fast"
+    assert len(p(SAMPLE_PHOTO).faces) == 6
