@@ -140,7 +140,7 @@ class PredictSession:
         raised); a live source also streams its rows to ``<name>_frames.csv`` as they come."""
         from emotion.inference.timeline import plot_timeline
         from emotion.inference.tracks import TrackLog, write_tracks_csv
-        from emotion.inference.video import VideoWriter, iter_video_results, open_video
+        from emotion.inference.video import VideoWriter, iter_video_results, probe_video
         from emotion.io import atomic_path
 
         names = self.predictor.class_names
@@ -149,8 +149,7 @@ class PredictSession:
         labels: Counter[str] = Counter()
         n = with_faces = 0
         stopped: BaseException | None = None
-        cap, info = open_video(job.path)  # a missing or unreadable source fails here, before any file
-        cap.release()
+        info = probe_video(job.path)  # a missing or unreadable source fails here, before any file is made
         live = job.live or bool(self.realtime)
         with ExitStack() as stack:
             writer = bar = rows = None

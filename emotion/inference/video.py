@@ -26,7 +26,7 @@ from emotion.inference.results import ImageResult
 from emotion.inference.tracking import NO_TRACK, FaceTracker
 from emotion.inference.tracks import EmaSmoother, TrackLog, TrackSummary
 
-__all__ = ["VideoInfo", "VideoFrame", "VideoResult", "open_video", "is_live_source", "iter_video_results",
+__all__ = ["VideoInfo", "VideoFrame", "VideoResult", "open_video", "probe_video", "iter_video_results",
            "analyze_video", "VideoWriter", "VIDEO_DETECT_MAX_SIDE", "DETECT_EVERY"]
 
 #: Video frames are searched for faces on a copy at most this large (longest side). The smallest
@@ -279,17 +279,18 @@ def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int
 def analyze_video(predictor, source: str | int | os.PathLike, **options: Any) -> VideoResult:
     """All of a video's results in memory (for notebooks; see :class:`VideoResult`). ``options``
     are :func:`iter_video_results`'s."""
-    _, info = _probe(source)
+    info = probe_video(source)
     log = TrackLog(predictor.class_names, path=str(source))
     stats: dict = {}
     frames = [f.result for f in iter_video_results(predictor, source, log=log, stats=stats, **options)]
     return VideoResult(info, frames, log.summaries(), list(predictor.class_names), stats.get("dropped", 0), log)
 
 
-def _probe(source):
+def probe_video(source: str | int | os.PathLike) -> VideoInfo:
+    """What :func:`open_video` learns about ``source``, the capture closed again (it raises as that does)."""
     cap, info = open_video(source)
     cap.release()
-    return cap, info
+    return info
 
 
 class VideoWriter:
