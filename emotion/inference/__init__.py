@@ -6,6 +6,8 @@
     p = FaceEmotionPredictor.from_checkpoint()  # bundled model; or a .ckpt / exported folder
     result = p("photo.jpg")                     # ImageResult: path, size, faces
     p.annotate("photo.jpg", result).save("photo_annotated.png")
+    video = p.video("clip.mp4")                 # VideoResult: face tracks, smoothed emotions
+    video.to_pandas(), video.tracks_pandas()    # a row per face per frame; a row per track
 """
 
 from emotion.inference.crop import DEFAULT_MARGIN, crop_face, eye_angle
