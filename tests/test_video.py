@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emotion.data.classes import CLASS_NAMES
 from emotion.inference import FaceEmotionPredictor
 from emotion.inference.tracks import EmaSmoother, TrackLog
 from emotion.predict import main
@@ -84,13 +85,15 @@ def test_predict_video_writes_tracks_summary_and_timeline(videos, tmp_path, caps
     assert "2 tracks" in capsys.readouterr().out
     rows = _rows(out / "predictions.csv")
     assert {r["track"] for r in rows} >= {"1", "2"} and all(r["frame"] != "" for r in rows)
-    assert all(r["smooth_label"] in r["smooth_label"] and float(r["smooth_happy"]) >= 0 for r in rows)
+    assert all(r["smooth_label"] in CLASS_NAMES and float(r["smooth_happy"]) >= 0 for r in rows)
     tracks = _rows(out / "crossing_tracks.csv")
     assert [t["track"] for t in tracks] == ["1", "2"]
     for t in tracks:
-        assert int(t["frames"]) >= 40 and t["dominant"] and t["segments"].startswith(t["segments"].split()[0])
+        assert int(t["frames"]) >= 40 and t["dominant"] in CLASS_NAMES
+        first = t["segments"].split(";")[0].split()
+        assert first[0] in CLASS_NAMES and first[1].startswith("0.00-")  # it starts with the track
         assert float(t["first_s"]) == 0.0 and float(t["last_s"]) > 1.8
-        assert sum(float(t[f"mean_{c}"]) for c in predictor_names()) == pytest.approx(1, abs=1e-4)
+        assert sum(float(t[f"mean_{c}"]) for c in CLASS_NAMES) == pytest.approx(1, abs=1e-4)
     png = (out / "crossing_timeline.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -105,12 +108,6 @@ def test_predict_video_writes_tracks_summary_and_timeline(videos, tmp_path, caps
     assert main([str(clip), "--out", str(tmp_path / "pq"), "--format", "parquet", "--device", "cpu"]) == 0
     table = pq.read_table(tmp_path / "pq" / "predictions.parquet")
     assert str(table.schema.field("track").type) == "int64" and str(table.schema.field("detected").type) == "bool"
-
-
-def predictor_names() -> list[str]:
-    from emotion.data.classes import CLASS_NAMES
-
-    return list(CLASS_NAMES)
 
 
 def test_video_result_as_dataframe_matches_the_csv(videos, predictor, tmp_path):

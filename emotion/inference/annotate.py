@@ -132,7 +132,8 @@ def draw_figure(image: Image.Image, result: ImageResult, class_names: Sequence[s
 
 def draw_tracks_bgr(bgr, result: ImageResult):
     """Each face's box with ``#track label p%`` (the smoothed label) drawn in place on a BGR video
-    frame, with OpenCV: about 0.1 ms a face on 1080p, where a PIL round trip of the frame costs ~20 ms."""
+    frame, with OpenCV: no RGB/PIL round trip of the whole frame (experiments/results/bench_video.md
+    gives the annotated video's cost)."""
     import cv2
 
     h, w = bgr.shape[:2]

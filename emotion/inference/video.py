@@ -194,8 +194,8 @@ class VideoResult:
 
 
 def _small_rgb(bgr: np.ndarray, max_side: int) -> tuple[Image.Image, float]:
-    """The frame as RGB at most ``max_side`` long, and its scale (OpenCV's area resampling: a few
-    ms for 1080p, against PIL's ~15 ms on the full-size RGB copy)."""
+    """The frame as RGB at most ``max_side`` long, and its scale: OpenCV resizes the BGR frame first,
+    so only the small copy is converted, and no full-size RGB copy is made."""
     import cv2
 
     h, w = bgr.shape[:2]

@@ -55,6 +55,6 @@ def vgg_slim(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.2) ->
 @register_model
 def vgg_tiny(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.2) -> nn.Module:
     """The same layout at 3/8 of the width (24-48-96-192 channels, 512-wide FC layers, 1.3 M params):
-    the fast model for video and bulk work, about 0.24 ms/face against vgg_slim's 1.1 at batch 256
-    (bf16, channels-last, 2 threads, AMD EPYC), best trained by distillation from a wider teacher."""
+    the fast model for video and bulk work (ms per face beside vgg_slim's in
+    experiments/results/bench_inference.md)."""
     return VGGFace(num_classes, in_chans, widths=(24, 48, 96, 192), fc_dim=512, drop_rate=drop_rate)
