@@ -1,0 +1,108 @@
+"""Pick ensemble members on PublicTest only: each candidate's accuracy, how often each pair of
+candidates disagrees, and a greedy forward selection of the members whose averaged probabilities
+score best on PublicTest.
+
+    python experiments/ensemble_select.py default fast outputs/train/runs/x/checkpoints/epoch_039.ckpt … \
+        [--tta flip] [--root ../shared/data/fer2013] [--name ensemble_select]
+
+Candidates are checkpoints, exported folders or bundled names. Only PublicTest is read; the chosen
+ensemble's PrivateTest score is then read once, by the ``emotion.evaluate`` command this prints.
+Writes ``experiments/results/<name>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from emotion.checkpoint import load_model  # noqa: E402
+from emotion.data.datamodule import FaceDataset, FER2013DataModule  # noqa: E402
+from emotion.io import write_json  # noqa: E402
+from emotion.models import predict_proba  # noqa: E402
+
+
+def val_probs(source: str, images: np.ndarray, tta: str, batch: int = 256) -> tuple[np.ndarray, str]:
+    """PublicTest probabilities of one candidate, at its own input size, and its architecture."""
+    model = load_model(source, device="cpu")
+    ds = FaceDataset(images, np.zeros(len(images)), model.hparams.input_size)
+    out = []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for start in range(0, len(ds), batch):
+            x = torch.stack([ds[i][0] for i in range(start, min(start + batch, len(ds)))])
+            out.append(predict_proba(model.model, x, tta).float().numpy())
+    return np.concatenate(out), str(model.hparams.arch)
+
+
+def greedy(probs: list[np.ndarray], labels: np.ndarray) -> list[dict]:
+    """Forward selection: add the candidate that most raises the averaged ensemble's accuracy, while
+    one does. Returns each step's members (indices) and accuracy."""
+    chosen: list[int] = []
+    steps: list[dict] = []
+    best = 0.0
+    while len(chosen) < len(probs):
+        scores = {i: float((np.mean([probs[j] for j in chosen + [i]], 0).argmax(1) == labels).mean())
+                  for i in range(len(probs)) if i not in chosen}
+        i, acc = max(scores.items(), key=lambda kv: kv[1])
+        if acc <= best:
+            break
+        chosen.append(i)
+        best = acc
+        steps.append({"members": list(chosen), "val_acc": round(acc, 4)})
+    return steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("candidates", nargs="+", help="checkpoints, exported folders or bundled names")
+    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    ap.add_argument("--tta", default="flip", choices=["none", "flip"])
+    ap.add_argument("--name", default="ensemble_select", help="results file stem")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    dm = FER2013DataModule(args.root, cache_dir="~/.cache/emotion", num_workers=0)
+    dm.setup()
+    images, labels = dm.arrays["val"]
+    probs, archs = zip(*(val_probs(c, images, args.tta) for c in args.candidates))
+    preds = [p.argmax(1) for p in probs]
+    accs = [float((p == labels).mean()) for p in preds]
+    n = len(probs)
+    disagree = [[round(float((preds[i] != preds[j]).mean()), 4) for j in range(n)] for i in range(n)]
+    pair_acc = [[round(float((((probs[i] + probs[j]) / 2).argmax(1) == labels).mean()), 4) for j in range(n)]
+                for i in range(n)]
+    steps = greedy(list(probs), labels)
+    chosen = [args.candidates[i] for i in steps[-1]["members"]]
+    command = ("python -m emotion.evaluate 'ckpt_path=[" + ",".join(chosen) + f"]' split=test tta={args.tta} "
+               f"data.root={args.root}")
+    record = {"split": "val (PublicTest)", "faces": int(len(labels)), "tta": args.tta,
+              "candidates": [{"source": c, "arch": a, "val_acc": round(v, 4)}
+                             for c, a, v in zip(args.candidates, archs, accs)],
+              "disagreement": disagree, "pair_val_acc": pair_acc, "greedy": steps, "chosen": chosen,
+              "test_command": command, "seconds": round(time.perf_counter() - start, 1),
+              "command": "python " + " ".join(sys.argv)}
+    out = ROOT / "experiments" / "results" / args.name
+    write_json(out.with_suffix(".json"), record)
+    labels_ = [f"{i}" for i in range(n)]
+    md = [f"Ensemble members on PublicTest ({len(labels)} faces, tta={args.tta}; `{record['command']}`).", "",
+          "| # | candidate | arch | PublicTest |", "|---|---|---|---:|"]
+    md += [f"| {i} | `{c}` | {a} | {100 * v:.2f} % |" for i, (c, a, v) in enumerate(zip(args.candidates, archs, accs))]
+    md += ["", "Pairwise disagreement (share of faces whose predicted class differs):", "",
+           "| | " + " | ".join(labels_) + " |", "|---" * (n + 1) + "|"]
+    md += [f"| {i} | " + " | ".join(f"{d:.3f}" for d in row) + " |" for i, row in enumerate(disagree)]
+    md += ["", "Greedy forward selection on PublicTest:", ""]
+    md += [f"- members {s['members']}: {100 * s['val_acc']:.2f} %" for s in steps]
+    md += ["", f"PrivateTest, read once: `{command}`", ""]
+    out.with_suffix(".md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

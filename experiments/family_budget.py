@@ -1,0 +1,106 @@
+"""Accuracy per CPU-minute of architecture families, each trained on the CPU recipe for about the
+same CPU budget, so the table says which family to spend a CPU's hours on.
+
+    python experiments/family_budget.py train [--only regnety_004 …] [--data ../shared/data/fer2013]
+    python experiments/family_budget.py table
+
+``train`` runs each family of :data:`FAMILIES` in turn (``python -m emotion.train``, one run owning the
+machine), with its epochs sized from its measured training speed here (``experiments/bench_train.py
+--size 40``) to about ten CPU minutes of steps, and copies each run's record (metrics.json,
+config, overrides, confusion matrix) to ``experiments/results/cpu_runs/family_<name>/``. Each run
+selects its checkpoint and test-time augmentation on PublicTest and reads PrivateTest once, at its
+end. ``table`` reads those records and writes ``experiments/results/family_budget.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from emotion.io import write_json
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RUNS = HERE / "results" / "cpu_runs"
+
+#: family → (what it is, hydra overrides). Epochs: ten minutes of steps at the speed measured here
+#: (AMD EPYC, 2 threads, batch 64, 40 px, bf16: vgg_slim 307 img/s, regnety_004 431, convnext_atto 136,
+#: resnet18d 116), rounded; a one-epoch warm-up each. ConvNeXt gets its own optimiser (AdamW), as
+#: its authors train it; the BatchNorm nets keep the recipe's SGD.
+FAMILIES: dict[str, tuple[str, list[str]]] = {
+    "vgg_slim": ("VGG (ours, the bundled model's net)",
+                 ["experiment=vgg_cpu", "trainer.max_epochs=6", "model.warmup_epochs=1"]),
+    "regnety_004": ("RegNetY-400MF (timm)",
+                    ["experiment=timm_cpu", "model.name=regnety_004", "trainer.max_epochs=9",
+                     "model.warmup_epochs=1"]),
+    "convnext_atto": ("ConvNeXt-Atto (timm)",
+                      ["experiment=timm_cpu", "model.name=convnext_atto", "trainer.max_epochs=3",
+                       "model.warmup_epochs=1", "model.optimizer=adamw", "model.lr=1e-3",
+                       "model.weight_decay=0.05"]),
+    "resnet18d": ("ResNet-18-D (timm)",
+                  ["experiment=timm_cpu", "model.name=resnet18d", "trainer.max_epochs=3",
+                   "model.warmup_epochs=1"]),
+}
+#: What a run leaves that the record keeps.
+RECORD = ["metrics.json", "confusion_matrix.png", ".hydra/config.yaml", ".hydra/overrides.yaml"]
+
+
+def train(families: list[str], data: str) -> None:
+    for name in families:
+        run_dir = ROOT / "outputs" / "train" / "runs" / f"family_{name}"
+        cmd = [sys.executable, "-m", "emotion.train", *FAMILIES[name][1], f"data.root={data}",
+               "logger=csv", "seed=42", f"hydra.run.dir={run_dir}"]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        keep = RUNS / f"family_{name}"
+        keep.mkdir(parents=True, exist_ok=True)
+        for rel in RECORD:
+            if (run_dir / rel).exists():
+                shutil.copy(run_dir / rel, keep / Path(rel).name)
+
+
+def table() -> str:
+    rows = []
+    for name, (what, _) in FAMILIES.items():
+        path = RUNS / f"family_{name}" / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
+        minutes = m["wall_time_s"] / 60
+        val = m["val"]["acc"] if m.get("val") else m["val_acc_best"]
+        rows.append({"family": name, "what": what, "arch": m["arch"], "params_m": round(m["params"] / 1e6, 3),
+                     "epochs": m["epochs"], "minutes": round(minutes, 1), "val_acc": val,
+                     "test_acc": m["test"]["acc"], "tta": m["tta"],
+                     "val_points_per_min": round(100 * val / minutes, 2), "device": m["device"],
+                     "source": str(path.relative_to(ROOT))})
+    lines = ["| family | params (M) | epochs | CPU min | PublicTest | PrivateTest | TTA | PublicTest pts / min |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in sorted(rows, key=lambda r: -r["val_acc"]):
+        lines.append(f"| {r['what']} | {r['params_m']} | {r['epochs']} | {r['minutes']} | {100 * r['val_acc']:.2f} % "
+                     f"| {100 * r['test_acc']:.2f} % | {r['tta']} | {r['val_points_per_min']} |")
+    device = rows[0]["device"] if rows else "–"
+    md = (f"Accuracy per CPU-minute, each family on the CPU recipe for about ten minutes of steps "
+          f"({device}; `python experiments/family_budget.py train`, then `table`). CPU min is the run's "
+          f"whole wall time: steps, validation each epoch and the final evaluation.\n\n" + "\n".join(lines) + "\n")
+    write_json(HERE / "results" / "family_budget.json", {"rows": rows})
+    (HERE / "results" / "family_budget.md").write_text(md)
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["train", "table"])
+    ap.add_argument("--only", nargs="*", choices=list(FAMILIES), help="families to train (default: all)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    args = ap.parse_args()
+    if args.what == "train":
+        train(args.only or list(FAMILIES), args.data)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
