@@ -3,11 +3,11 @@ candidates disagrees, and a greedy forward selection of the members whose averag
 score best on PublicTest.
 
     python experiments/ensemble_select.py default fast outputs/train/runs/x/checkpoints/epoch_039.ckpt … \
-        [--tta flip] [--root ../shared/data/fer2013] [--name ensemble_select]
+        [--tta flip] [--root ../shared/data/fer2013] [--out experiments/results/ensemble_select]
 
 Candidates are checkpoints, exported folders or bundled names. Only PublicTest is read; the chosen
 ensemble's PrivateTest score is then read once, by the ``emotion.evaluate`` command this prints.
-Writes ``experiments/results/<name>.{json,md}``.
+Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def main() -> None:
     ap.add_argument("candidates", nargs="+", help="checkpoints, exported folders or bundled names")
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
     ap.add_argument("--tta", default="flip", choices=["none", "flip"])
-    ap.add_argument("--name", default="ensemble_select", help="results file stem")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "ensemble_select",
+                    help="results path without suffix")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -88,7 +89,7 @@ def main() -> None:
               "disagreement": disagree, "pair_val_acc": pair_acc, "greedy": steps, "chosen": chosen,
               "test_command": command, "seconds": round(time.perf_counter() - start, 1),
               "command": "python " + " ".join(sys.argv)}
-    out = ROOT / "experiments" / "results" / args.name
+    out = args.out
     write_json(out.with_suffix(".json"), record)
     labels_ = [f"{i}" for i in range(n)]
     md = [f"Ensemble members on PublicTest ({len(labels)} faces, tta={args.tta}; `{record['command']}`).", "",
