@@ -35,7 +35,12 @@ def test_model_configs(tmp_path, model):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_configs(tmp_path, experiment):
     cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
-    assert cfg.model.arch in list_models()
+    if cfg.model.arch == "timm":  # experiment=timm_cpu: any timm architecture, named in model.name
+        from emotion.models.timm_models import check_timm_name
+
+        assert check_timm_name(f"timm/{cfg.model.name}") is None
+    else:
+        assert cfg.model.arch in list_models()
     assert cfg.trainer.max_epochs >= 1
 
 
