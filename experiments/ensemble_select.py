@@ -80,13 +80,14 @@ def main() -> None:
     pair_acc = [[round(float((((probs[i] + probs[j]) / 2).argmax(1) == labels).mean()), 4) for j in range(n)]
                 for i in range(n)]
     steps = greedy(list(probs), labels)
+    all_acc = round(float((np.mean(probs, 0).argmax(1) == labels).mean()), 4)
     chosen = [args.candidates[i] for i in steps[-1]["members"]]
     command = ("python -m emotion.evaluate 'ckpt_path=[" + ",".join(chosen) + f"]' split=test tta={args.tta} "
                f"data.root={args.root}")
     record = {"split": "val (PublicTest)", "faces": int(len(labels)), "tta": args.tta,
               "candidates": [{"source": c, "arch": a, "val_acc": round(v, 4)}
                              for c, a, v in zip(args.candidates, archs, accs)],
-              "disagreement": disagree, "pair_val_acc": pair_acc, "greedy": steps, "chosen": chosen,
+              "disagreement": disagree, "pair_val_acc": pair_acc, "all_val_acc": all_acc, "greedy": steps, "chosen": chosen,
               "test_command": command, "seconds": round(time.perf_counter() - start, 1),
               "command": "python " + " ".join(sys.argv)}
     out = args.out
@@ -100,6 +101,7 @@ def main() -> None:
     md += [f"| {i} | " + " | ".join(f"{d:.3f}" for d in row) + " |" for i, row in enumerate(disagree)]
     md += ["", "Greedy forward selection on PublicTest:", ""]
     md += [f"- members {s['members']}: {100 * s['val_acc']:.2f} %" for s in steps]
+    md += [f"- (all {n} averaged: {100 * all_acc:.2f} %)"]
     md += ["", f"PrivateTest, read once: `{command}`", ""]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))
