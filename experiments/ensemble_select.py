@@ -87,7 +87,8 @@ def main() -> None:
     record = {"split": "val (PublicTest)", "faces": int(len(labels)), "tta": args.tta,
               "candidates": [{"source": c, "arch": a, "val_acc": round(v, 4)}
                              for c, a, v in zip(args.candidates, archs, accs)],
-              "disagreement": disagree, "pair_val_acc": pair_acc, "all_val_acc": all_acc, "greedy": steps, "chosen": chosen,
+              "disagreement": disagree, "pair_val_acc": pair_acc, "all_val_acc": all_acc, "greedy": steps,
+              "chosen": chosen,
               "test_command": command, "seconds": round(time.perf_counter() - start, 1),
               "command": "python " + " ".join(sys.argv)}
     out = args.out
