@@ -32,7 +32,7 @@ RUNS = HERE / "results" / "cpu_runs"
 #: resnet18d 116), rounded; a one-epoch warm-up each. ConvNeXt gets its own optimiser (AdamW), as
 #: its authors train it; the BatchNorm nets keep the recipe's SGD.
 FAMILIES: dict[str, tuple[str, list[str]]] = {
-    "vgg_slim": ("VGG (ours, the bundled model's net)",
+    "vgg_slim": ("VGG (ours, vgg_slim), 6 epochs",
                  ["experiment=vgg_cpu", "trainer.max_epochs=6", "model.warmup_epochs=1"]),
     "regnety_004": ("RegNetY-400MF (timm)",
                     ["experiment=timm_cpu", "model.name=regnety_004", "trainer.max_epochs=9",
