@@ -23,22 +23,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from make_soft_labels import model_probs  # noqa: E402  (experiments/, the script's own folder)
+
 from emotion.checkpoint import load_model  # noqa: E402
-from emotion.data.datamodule import FaceDataset, FER2013DataModule  # noqa: E402
+from emotion.data.datamodule import FER2013DataModule  # noqa: E402
 from emotion.io import write_json  # noqa: E402
-from emotion.models import predict_proba  # noqa: E402
 
 
-def val_probs(source: str, images: np.ndarray, tta: str, batch: int = 256) -> tuple[np.ndarray, str]:
+def val_probs(source: str, images: np.ndarray, tta: str) -> tuple[np.ndarray, str]:
     """PublicTest probabilities of one candidate, at its own input size, and its architecture."""
     model = load_model(source, device="cpu")
-    ds = FaceDataset(images, np.zeros(len(images)), model.hparams.input_size)
-    out = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for start in range(0, len(ds), batch):
-            x = torch.stack([ds[i][0] for i in range(start, min(start + batch, len(ds)))])
-            out.append(predict_proba(model.model, x, tta).float().numpy())
-    return np.concatenate(out), str(model.hparams.arch)
+    return model_probs(model, images, tta), str(model.hparams.arch)
 
 
 def greedy(probs: list[np.ndarray], labels: np.ndarray) -> list[dict]:

@@ -29,8 +29,11 @@ from emotion.models import predict_proba  # noqa: E402
 
 
 def teacher_probs(path: str | None, dm: FER2013DataModule, tta: str, batch: int) -> np.ndarray:
-    model = load_model(path, device="cpu")
-    images, _ = dm.arrays["train"]
+    return model_probs(load_model(path, device="cpu"), dm.arrays["train"][0], tta, batch)
+
+
+def model_probs(model, images: np.ndarray, tta: str, batch: int = 256) -> np.ndarray:
+    """A loaded model's probabilities on unaugmented ``images``, at its own input size, in bf16."""
     ds = FaceDataset(images, np.zeros(len(images)), model.hparams.input_size)
     out = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
