@@ -30,6 +30,7 @@ Writes experiments/results/bench_video.json and .md; the README's video table is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -95,8 +96,10 @@ def run_fer(video: Path, out: Path) -> dict:
     detector = FER(mtcnn=True)
     start = time.perf_counter()
     v = Video(str(video), outdir=str(out))
-    frames = v.analyze(detector, display=False, save_frames=False, save_video=False, annotate_frames=False,
-                       zip_images=False)
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(out):  # analyze also writes a data.csv into the working directory
+        frames = v.analyze(detector, display=False, save_frames=False, save_video=False, annotate_frames=False,
+                           zip_images=False)
     seconds = time.perf_counter() - start
     n = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
     faces = sum(sum(k.startswith("box") for k in f) for f in frames)  # a row per frame, columns box0, box1, …

@@ -20,7 +20,7 @@ BAD = {
     "trainer.gradient_clip_val": "-1",
     "model.arch": "resnet19", "model.num_classes": "1", "model.in_chans": "0", "model.input_size": "15",
     "model.drop_rate": "1.0", "model.optimizer": "adamm", "model.lr": "-1", "model.momentum": "1.5",
-    "model.weight_decay": "-0.1", "model.scheduler": "cosin", "model.warmup_epochs": "-1",
+    "model.weight_decay": "-0.1", "model.scheduler": "cosin", "model.warmup_epochs": "-1", "model.cycles": "0",
     "model.plateau_patience": "-1", "model.label_smoothing": "1", "model.mixup_alpha": "-0.2",
     "model.cutmix_alpha": "nan", "model.name": "''", "model.drop_path_rate": "1.5",
     "logger.wandb.project": "''", "logger.wandb.offline": "sometimes", "logger.wandb.log_model": "often",

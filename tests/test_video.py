@@ -210,6 +210,21 @@ def test_live_stream_interrupted_keeps_complete_files(videos, tmp_path):
     assert _rows(out / "long_tracks.csv") and (out / "long_timeline.png").stat().st_size > 0
 
 
+def test_ctrl_c_inside_a_frames_bookkeeping_waits_for_it():
+    """A Ctrl-C between a frame's results row and its streamed row is held until both are written."""
+    from emotion.inference.session import _ctrl_c_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("results")
+            time.sleep(0.05)
+            done.append("stream")
+    assert done == ["results", "stream"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_stream_url_is_a_live_source(videos, tmp_path):
     """An http stream from a real server on 127.0.0.1: read live, rows streamed, its end reported."""
     import socket

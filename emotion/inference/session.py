@@ -4,11 +4,13 @@ predict CLI is a thin loop over :class:`PredictSession`; the same steps serve an
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from emotion.errors import EmotionError, unexpected_failure
 from emotion.inference.images import load_image
@@ -167,9 +169,10 @@ class PredictSession:
                                              smooth_s=self.smooth_s, realtime=self.realtime,
                                              max_side=self.detect_max_side, log=log, stats=stats):
                     row = vf.result.to_dict()
-                    self.results.append(row)
-                    if rows is not None:
-                        rows.write(row)
+                    with _ctrl_c_deferred():  # a frame's row lands in the results and the stream, or in neither
+                        self.results.append(row)
+                        if rows is not None:
+                            rows.write(row)
                     labels.update(f.smoothed_label for f in vf.result.faces)
                     n, with_faces = n + 1, with_faces + bool(vf.result.faces)
                     if writer is not None:
@@ -223,6 +226,23 @@ class PredictSession:
                                     detect_every=self.detect_every, smooth_s=self.smooth_s)
         write_json(path, {**document, "tracks": self.tracks})
         return path
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until the block is done, then deliver it.
+    Signal handlers belong to the main thread; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, caught[0])
 
 
 class _RowStream:

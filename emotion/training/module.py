@@ -43,6 +43,8 @@ class EmotionClassifier(pl.LightningModule):
         weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
         scheduler: ``cosine`` (with linear warm-up), ``onecycle``, ``plateau`` (on val/acc) or ``none``.
         warmup_epochs: linear warm-up length for ``cosine``.
+        cycles: ``cosine`` restarted this many times, in equal cycles (SGDR without growth): the
+            end of each cycle is a snapshot-ensemble member (``callbacks=snapshots``); 1: one decay.
         plateau_patience: epochs without val/acc improvement before ``plateau`` halves the LR.
         label_smoothing: cross-entropy label smoothing.
         mixup_alpha: Beta(α, α) mixup on training batches (0: off).
@@ -61,7 +63,7 @@ class EmotionClassifier(pl.LightningModule):
     def __init__(self, arch: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
                  input_size: int = 48, drop_rate: float = 0.0, optimizer: str = "sgd",
                  lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 scheduler: str = "cosine", warmup_epochs: int = 0, plateau_patience: int = 5,
+                 scheduler: str = "cosine", warmup_epochs: int = 0, cycles: int = 1, plateau_patience: int = 5,
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  class_weights: list[float] | None = None,
                  class_names: list[str] | tuple[str, ...] = CLASS_NAMES, channels_last: bool = True,
@@ -76,6 +78,8 @@ class EmotionClassifier(pl.LightningModule):
             raise EmotionError(f"model.optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
         if scheduler not in SCHEDULERS:
             raise EmotionError(f"model.scheduler={scheduler!r}: choose one of {', '.join(SCHEDULERS)}.")
+        if int(cycles) < 1 or (int(cycles) > 1 and scheduler != "cosine"):
+            raise EmotionError(f"model.cycles={cycles}: restarts need model.scheduler=cosine and cycles >= 1.")
         class_names = list(class_names)
         class_weights = None if class_weights is None else [float(w) for w in class_weights]
         if distill is not None:
@@ -238,11 +242,17 @@ class EmotionClassifier(pl.LightningModule):
         else:
             max_epochs = max(1, self.trainer.max_epochs or 1)
             warmup = min(total - 1, int(total * hp.warmup_epochs / max_epochs))
+            cycles = int(hp.get("cycles", 1))  # checkpoints from before cycles existed have none
+            if max_epochs % cycles:
+                raise EmotionError(f"model.cycles={cycles} must divide trainer.max_epochs={max_epochs}.")
+            cycle = total / cycles
 
             def cosine(step: int) -> float:
                 if step < warmup:
                     return (step + 1) / (warmup + 1)
-                progress = (step - warmup) / max(1, total - warmup)
+                k = min(cycles - 1, int(step // cycle))  # each cycle decays from the peak again
+                start = max(warmup, k * cycle)
+                progress = (step - start) / max(1, (k + 1) * cycle - start)
                 return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
             sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)

@@ -154,8 +154,20 @@ def _distill_has_teacher(cfg: DictConfig) -> str | None:
     return None
 
 
+def _cycles_fit_the_run(cfg: DictConfig) -> str | None:
+    cycles, epochs = _value(cfg, "model.cycles"), _value(cfg, "trainer.max_epochs")
+    if not _is_int(cycles) or cycles <= 1 or not _is_int(epochs) or epochs < 1:
+        return None
+    if _value(cfg, "model.scheduler") != "cosine":
+        return f"model.cycles={cycles} restarts a cosine schedule: set model.scheduler=cosine (or model.cycles=1)"
+    if epochs % cycles:
+        return (f"model.cycles={cycles} must divide trainer.max_epochs={epochs}, so that every cycle, and its "
+                f"snapshot, ends with an epoch")
+    return None
+
+
 #: Checks that join two keys, run with :data:`TRAIN_RULES`.
-JOINT_TRAIN_CHECKS: list[Callable[[DictConfig], str | None]] = [_distill_has_teacher]
+JOINT_TRAIN_CHECKS: list[Callable[[DictConfig], str | None]] = [_distill_has_teacher, _cycles_fit_the_run]
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -200,6 +212,7 @@ TRAIN_RULES: list[Rule] = [
     Rule("model.weight_decay", number(0)),
     Rule("model.scheduler", one_of(SCHEDULERS)),
     Rule("model.warmup_epochs", integer(0), optional=True),
+    Rule("model.cycles", integer(1), optional=True),
     Rule("model.plateau_patience", integer(0), optional=True),
     Rule("model.label_smoothing", number(0, 1)),
     Rule("model.mixup_alpha", number(0)),
