@@ -45,7 +45,7 @@ def test_three_cycles_restart_at_the_peak_and_each_ends_near_zero():
 
 @pytest.mark.parametrize("overrides, problem", [
     (["model.cycles=4", "trainer.max_epochs=10"], "model.cycles=4 must divide trainer.max_epochs=10"),
-    (["model=vgg", "model.cycles=2"], "model.cycles=2 restarts a cosine schedule: set model.scheduler=cosine"),
+    (["model=vgg", "+model.cycles=2"], "model.cycles=2 restarts a cosine schedule: set model.scheduler=cosine"),
 ])
 def test_cycles_that_do_not_fit_are_one_line(tmp_path, overrides, problem):
     cfg = compose_cfg(tmp_path, ["data=fer2013_sample", *overrides], resolve=False)
