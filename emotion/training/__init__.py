@@ -1,2 +1,3 @@
-"""What only training uses: the LightningModule, exact resume, EMA, per-epoch history, cluster runs,
-sweep callbacks, the W&B logger, the config rules and calibration. Inference never imports it."""
+"""What only training uses: the LightningModule, exact resume, EMA, snapshot checkpoints, per-epoch
+history, cluster runs, sweep callbacks, the W&B logger, the config rules and calibration. Inference
+never imports it."""

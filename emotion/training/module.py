@@ -43,7 +43,7 @@ class EmotionClassifier(pl.LightningModule):
         weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
         scheduler: ``cosine`` (with linear warm-up), ``onecycle``, ``plateau`` (on val/acc) or ``none``.
         warmup_epochs: linear warm-up length for ``cosine``.
-        cycles: ``cosine`` restarted this many times, in equal cycles (SGDR without growth): the
+        cycles: ``cosine`` run as this many equal cycles, each from the peak LR (SGDR without growth): the
             end of each cycle is a snapshot-ensemble member (``callbacks=snapshots``); 1: one decay.
         plateau_patience: epochs without val/acc improvement before ``plateau`` halves the LR.
         label_smoothing: cross-entropy label smoothing.
