@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.trainer.states import TrainerFn
 
 __all__ = ["SnapshotCheckpoints"]
 
@@ -25,7 +24,7 @@ class SnapshotCheckpoints(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         cycles = int(pl_module.hparams.get("cycles", 1))
-        if cycles <= 1 or trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or not trainer.max_epochs:
+        if cycles <= 1 or trainer.fast_dev_run or not trainer.max_epochs:  # (train epochs end only in a fit)
             return
         per_cycle = trainer.max_epochs // cycles
         epoch = trainer.current_epoch
