@@ -122,7 +122,9 @@ def build(cfg: DictConfig, ckpt_path: str | None) -> _Training:
         continue_wandb_run(cfg, out)
     dm = instantiate(cfg.data)
     dm.prepare_data()
-    model = instantiate(cfg.model, class_weights=dm.class_weights)
+    # The data decides the label space (data=ferplus adds contempt), the model config the rest.
+    model = instantiate(cfg.model, class_weights=dm.class_weights, num_classes=len(dm.class_names),
+                        class_names=list(dm.class_names))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     history = EpochHistory()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, ExactResume(cfg.seed)]

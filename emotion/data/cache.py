@@ -18,7 +18,7 @@ from emotion.io import atomic_path
 __all__ = ["cache_path", "default_cache_dir", "load_or_build"]
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1  # bump when the decoded representation changes
+CACHE_VERSION = 2  # bump when the decoded representation changes (2: folder sources keep file names)
 
 
 def default_cache_dir() -> str:
@@ -55,7 +55,8 @@ def load_or_build(source: Path, cache_dir: str | os.PathLike | None,
             with np.load(path, allow_pickle=False) as z:
                 if str(z["fingerprint"]) == fingerprint:
                     skipped_classes = json.loads(str(z["skipped_classes"])) if "skipped_classes" in z else {}
-                    return RawFER(z["images"], z["labels"], z["splits"], int(z["skipped"]), skipped_classes)
+                    names = z["names"] if "names" in z else None
+                    return RawFER(z["images"], z["labels"], z["splits"], int(z["skipped"]), skipped_classes, names)
             log.info("FER2013 source changed since %s was written; rebuilding it", path)
         except (OSError, ValueError, KeyError, EOFError):
             log.warning("cache %s is unreadable; rebuilding it", path)
@@ -63,6 +64,7 @@ def load_or_build(source: Path, cache_dir: str | os.PathLike | None,
     raw = read_source(source, label_map)
     log.info("decoded %d faces from %s in %.1f s", len(raw.labels), source, time.perf_counter() - start)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # never a half-written cache
+        extra = {} if raw.names is None else {"names": raw.names}
         np.savez(f, images=raw.images, labels=raw.labels, splits=raw.splits, skipped=np.int64(raw.skipped),
-                 skipped_classes=np.str_(json.dumps(raw.skipped_classes)), fingerprint=np.str_(fingerprint))
+                 skipped_classes=np.str_(json.dumps(raw.skipped_classes)), fingerprint=np.str_(fingerprint), **extra)
     return raw

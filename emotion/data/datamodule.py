@@ -15,7 +15,8 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emotion.data.cache import load_or_build
-from emotion.data.classes import NUM_CLASSES, SPLITS
+from emotion.data import ferplus as fp
+from emotion.data.classes import CLASS_NAMES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler
 from emotion.data.soft_labels import load_soft_labels
@@ -23,7 +24,7 @@ from emotion.data.sources import RawFER, locate_source
 from emotion.data.workers import worker_init
 from emotion.errors import EmotionError
 
-__all__ = ["FaceDataset", "FER2013DataModule", "stratified_split"]
+__all__ = ["FaceDataset", "FER2013DataModule", "FERPlusDataModule", "stratified_split"]
 
 log = logging.getLogger(__name__)
 BALANCE_MODES = ("none", "sampler", "loss")
@@ -93,14 +94,21 @@ class FER2013DataModule(pl.LightningDataModule):
         label_map: class-folder names → FER2013 classes (``None``: skip that folder), for other
             datasets' folders; see :func:`emotion.data.classes.class_id` for the built-in aliases.
         soft_labels: a teacher's probabilities for the training faces (a file from
-            ``experiments/make_soft_labels.py``), for a distilled student (``model.distill``).
+            ``experiments/make_soft_labels.py``), for a distilled student (``model.distill``); or
+            ``ferplus``: the FER+ crowd votes over the 7 classes, the FER2013 label where a face has none
+            (:func:`emotion.data.ferplus.fer2013_soft_labels`).
+        ferplus: FER+'s ``fer2013new.csv`` (or its folder), read when FER+ votes are asked for; the
+            configs default to the copy shipped in ``emotion/assets/ferplus/``.
     """
+
+    #: the label space; a model trained on this data gets these names
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     def __init__(self, root: str, cache_dir: str | None = None, batch_size: int = 64,
                  num_workers: int = 2, image_size: int = FER_SIZE, augment: Callable | None = None,
                  val_fraction: float = 0.1, seed: int = 42, balance: str = "none",
                  pin_memory: bool = True, label_map: Mapping[str, Any] | None = None,
-                 soft_labels: str | None = None) -> None:
+                 soft_labels: str | None = None, ferplus: str | None = None) -> None:
         super().__init__()
         if balance not in BALANCE_MODES:
             raise EmotionError(f"data.balance={balance!r}: choose one of {', '.join(BALANCE_MODES)}.")
@@ -116,7 +124,12 @@ class FER2013DataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.label_map = dict(label_map or {})
         self.soft_labels = soft_labels
+        self.ferplus = ferplus
+        if soft_labels == "ferplus" and not ferplus:
+            raise EmotionError(f"data.soft_labels=ferplus needs the votes: set data.ferplus. {fp.FERPLUS_HELP}")
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.soft: dict[str, np.ndarray] = {}  # per split: soft targets, when the data brings its own
+        self._where: dict[str, tuple[np.ndarray | None, np.ndarray, int]] = {}
         self.skipped = 0
         self.skipped_classes: dict[str, int] = {}
 
@@ -144,12 +157,26 @@ class FER2013DataModule(pl.LightningDataModule):
         for code, name in enumerate(SPLITS):
             sel = split_of == code
             self.arrays[name] = (raw.images[sel], raw.labels[sel])
+            self._where[name] = (None if raw.names is None else raw.names[sel], np.flatnonzero(sel), len(raw.labels))
+        if self.soft_labels == "ferplus":
+            votes = self.votes("train")
+            self.soft["train"], has = fp.fer2013_soft_labels(votes, self.arrays["train"][1])
+            log.info("FER+ votes as soft labels for %d of %d training faces (the FER2013 label for the rest)",
+                     has.sum(), len(has))
+
+    def votes(self, split: str) -> np.ndarray:
+        """The FER+ votes of ``split``'s faces (:data:`emotion.data.ferplus.VOTE_COLUMNS`; zeros: none)."""
+        if not self.ferplus:
+            raise EmotionError(f"FER+ votes need data.ferplus. {fp.FERPLUS_HELP}")
+        names, positions, total = self._where[split]
+        rows = fp.rows_of(None, total)[positions] if names is None else fp.rows_of(names, len(names))
+        return fp.votes_of(rows, self.ferplus)
 
     # -- statistics ------------------------------------------------------------
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Number of faces per class in ``split``."""
         self.setup()
-        return np.bincount(self.arrays[split][1], minlength=NUM_CLASSES)
+        return np.bincount(self.arrays[split][1], minlength=len(self.class_names))
 
     @property
     def class_weights(self) -> list[float] | None:
@@ -157,7 +184,7 @@ class FER2013DataModule(pl.LightningDataModule):
         if self.balance != "loss":
             return None
         counts = self.class_counts("train").astype(np.float64)
-        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / NUM_CLASSES, 0.0)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
         return [round(float(v), 6) for v in w / w[counts > 0].mean()]
 
     # -- loaders ---------------------------------------------------------------
@@ -170,8 +197,8 @@ class FER2013DataModule(pl.LightningDataModule):
                 "train": "Training needs Training_* files or a train/ folder.",
                 "val": "A folder of class sub-folders is read as one test set: evaluate it with split=test.",
                 "test": "It has no PrivateTest rows or test/ folder: train with test=false, or add them."}[split])
-        soft = None
-        if split == "train" and self.soft_labels:
+        soft = self.soft.get(split) if split == "train" else None
+        if split == "train" and self.soft_labels and soft is None:
             soft = load_soft_labels(self.soft_labels, images, labels)
         return FaceDataset(images, labels, self.image_size, self.augment if augment else None, soft)
 
@@ -211,5 +238,52 @@ class FER2013DataModule(pl.LightningDataModule):
         return self._loader(ds, self._eval_sampler(ds))
 
     def __repr__(self) -> str:
-        return f"FER2013DataModule(root={self.root!r}, image_size={self.image_size}, balance={self.balance!r})"
+        return f"{type(self).__name__}(root={self.root!r}, image_size={self.image_size}, balance={self.balance!r})"
+
+
+class FERPlusDataModule(FER2013DataModule):
+    """FER+ (Barsoum et al., ICMI 2016): the FER2013 faces with their crowd labels, 8 classes (contempt
+    added, id 7), in the paper's protocol: faces whose label is unknown or not-a-face are dropped; val
+    (FER+ Valid = PublicTest) and test (FER+ Test = PrivateTest) are scored on the majority label.
+
+    Args:
+        mode: how the training faces are labelled: ``majority`` (the majority vote, a hard label) or
+            ``crossentropy`` (the vote distribution as soft targets, with ``model.distill`` at weight 1
+            and temperature 1, which is cross-entropy on the distribution).
+        **kwargs: as :class:`FER2013DataModule`; ``ferplus`` is required, ``soft_labels`` must be unset.
+    """
+
+    class_names = fp.FERPLUS_CLASS_NAMES
+    MODES = ("majority", "crossentropy")
+
+    def __init__(self, *args: Any, mode: str = "crossentropy", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if mode not in self.MODES:
+            raise EmotionError(f"data.mode={mode!r}: choose one of {', '.join(self.MODES)}.")
+        if not self.ferplus:
+            raise EmotionError(f"data=ferplus needs the votes: set data.ferplus. {fp.FERPLUS_HELP}")
+        if self.soft_labels:
+            raise EmotionError("data=ferplus brings its own targets (data.mode): leave data.soft_labels unset.")
+        self.mode = mode
+        self.dropped: dict[str, int] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.arrays:
+            return
+        super().setup(stage)
+        for split in SPLITS:
+            votes = self.votes(split)
+            labels = fp.majority_labels(votes)
+            keep = labels >= 0
+            if split == "train" and self.mode == "crossentropy":
+                dist, keep = fp.vote_distributions(votes)
+                labels = dist.argmax(1)
+                self.soft[split] = dist[keep]
+            images = self.arrays[split][0]
+            self.arrays[split] = (images[keep], labels[keep].astype(np.uint8))
+            names, positions, total = self._where[split]
+            self._where[split] = (None if names is None else names[keep], positions[keep], total)
+            self.dropped[split] = int((~keep).sum())
+        log.info("FER+ (%s): %s faces kept, %s dropped (unknown, not a face, no majority or no FER+ row)",
+                 self.mode, {s: len(self.arrays[s][1]) for s in SPLITS}, self.dropped)
 

@@ -54,6 +54,8 @@ class RawFER:
     skipped: int = 0  # unreadable images left out
     #: images left out per class folder with no FER2013 counterpart (e.g. CK+'s contempt)
     skipped_classes: dict[str, int] = field(default_factory=dict)
+    #: each face's path relative to the root (folder sources; ``None`` for a CSV, whose faces are in row order)
+    names: np.ndarray | None = None
 
 
 def locate_source(root: str | os.PathLike) -> Path:
@@ -201,6 +203,7 @@ def read_folder(root: Path, label_map: Mapping[str, Any] | None = None) -> RawFE
         splits=np.asarray(splits, dtype=np.uint8)[keep],
         skipped=len(bad),
         skipped_classes=skipped_classes,
+        names=np.array([os.path.relpath(files[i], root).replace(os.sep, "/") for i in keep], dtype=np.str_),
     )
 
 

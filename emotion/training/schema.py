@@ -148,10 +148,12 @@ def distill_spec(v: Any) -> str | None:
 
 
 def _distill_has_teacher(cfg: DictConfig) -> str | None:
-    if _value(cfg, "model.distill") not in (None, _MISSING) and _value(cfg, "data.soft_labels") in (None, _MISSING):
-        return ("model.distill needs the teacher's probabilities: pass data.soft_labels=<file> "
-                "(experiments/make_soft_labels.py)")
-    return None
+    if _value(cfg, "model.distill") in (None, _MISSING) or _value(cfg, "data.soft_labels") not in (None, _MISSING):
+        return None
+    if _value(cfg, "data.mode") == "crossentropy":
+        return None  # data=ferplus: the vote distributions are the soft targets
+    return ("model.distill needs the teacher's probabilities: pass data.soft_labels=<file> "
+            "(experiments/make_soft_labels.py) or data.soft_labels=ferplus (the FER+ votes)")
 
 
 def _cycles_fit_the_run(cfg: DictConfig) -> str | None:
@@ -182,6 +184,8 @@ _DATA = [
     Rule("data.pin_memory", boolean),
     Rule("data.label_map", check_label_map, optional=True),
     Rule("data.soft_labels", text, optional=True),
+    Rule("data.ferplus", text, optional=True),
+    Rule("data.mode", one_of(("majority", "crossentropy")), optional=True),
 ]
 _TRAINER = [
     Rule("trainer.accelerator", accelerator),
