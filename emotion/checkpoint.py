@@ -149,10 +149,12 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return model.to(device or best_device()).eval()
 
 
-def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, **meta: Any) -> Path:
-    """Write a checkpoint's weights (fp32 safetensors) and a JSON of its hparams plus ``meta``.
+def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.dtype | None = None,
+                 **meta: Any) -> Path:
+    """Write a checkpoint's weights (safetensors, as trained or cast to ``dtype``: ``torch.float16``
+    halves the file) and a JSON of its hparams plus ``meta``.
 
-    The result loads with :func:`load_model` and holds no pickle at all.
+    The result loads with :func:`load_model` (into fp32) and holds no pickle at all.
     """
     from safetensors.torch import save_file
 
@@ -160,7 +162,8 @@ def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, **met
 
     ckpt = read_checkpoint(ckpt_path)
     out = Path(out_dir)
-    state = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+             for k, v in ckpt["state_dict"].items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
     write_json(out / META_FILE, {"hparams": dict(ckpt["hyper_parameters"]), **meta})

@@ -4,10 +4,16 @@ score best on PublicTest.
 
     python experiments/ensemble_select.py default fast outputs/train/runs/x/checkpoints/epoch_039.ckpt … \
         [--tta flip] [--root ../shared/data/fer2013] [--out experiments/results/ensemble_select]
+    python experiments/ensemble_select.py member:bundled_default member:vgg_ferplus_seed42 … \
+        [--read-test-once experiments/results/ensembles/NAME.json]
 
-Candidates are checkpoints, exported folders or bundled names. Only PublicTest is read; the chosen
-ensemble's PrivateTest score is then read once, by the ``emotion.evaluate`` command this prints.
-Writes ``<out>.json`` and ``<out>.md``.
+Candidates are checkpoints, exported folders, bundled names, or committed member records
+(``member:NAME``, ``experiments/members/``), whose PublicTest probabilities are read from the record
+(with the TTA their runs chose; ``--tta`` is for the others), so a member needs no weights. Only
+PublicTest is read to choose. The chosen ensemble's PrivateTest score is then read once: by the
+``emotion.evaluate`` command this prints, or, when every chosen member is a record, by
+``--read-test-once FILE``, which writes it there and refuses if FILE exists. Writes ``<out>.json``
+and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -27,13 +33,33 @@ from make_soft_labels import model_probs  # noqa: E402  (experiments/, the scrip
 
 from emotion.checkpoint import load_model  # noqa: E402
 from emotion.data.datamodule import FER2013DataModule  # noqa: E402
+from emotion.errors import EmotionError, user_errors_exit  # noqa: E402
 from emotion.io import write_json  # noqa: E402
+from emotion.reporting.members import load_member, member_source  # noqa: E402
 
 
-def val_probs(source: str, images: np.ndarray, tta: str) -> tuple[np.ndarray, str]:
+def val_probs(source: str, images: np.ndarray, labels: np.ndarray, tta: str) -> tuple[np.ndarray, str]:
     """PublicTest probabilities of one candidate, at its own input size, and its architecture."""
+    if member_source(source) is not None:
+        member = load_member(source)
+        return member.probs("val", images, labels), str(member.info["arch"])
     model = load_model(source, device="cpu")
     return model_probs(model, images, tta), str(model.hparams.arch)
+
+
+def read_test_once(path: Path, chosen: list[str], images: np.ndarray, labels: np.ndarray) -> dict:
+    """The chosen members' averaged PrivateTest accuracy, read from their records and written to ``path``;
+    a second read of the same ensemble is refused (its file exists)."""
+    if path.exists():
+        raise EmotionError(f"'{path}' exists: this ensemble's PrivateTest was read already. Choose on PublicTest "
+                           "again with other candidates, and give the new ensemble another name.")
+    if not all(member_source(c) is not None for c in chosen):
+        raise EmotionError("--read-test-once reads member records only: every chosen candidate must be member:NAME.")
+    probs = np.mean([load_member(c).probs("test", images, labels) for c in chosen], 0)
+    record = {"members": chosen, "split": "test (PrivateTest)", "faces": int(len(labels)),
+              "acc": round(float((probs.argmax(1) == labels).mean()), 4), "command": "python " + " ".join(sys.argv)}
+    write_json(path, record)
+    return record
 
 
 def greedy(probs: list[np.ndarray], labels: np.ndarray) -> list[dict]:
@@ -61,13 +87,15 @@ def main() -> None:
     ap.add_argument("--tta", default="flip", choices=["none", "flip"])
     ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "ensemble_select",
                     help="results path without suffix")
+    ap.add_argument("--read-test-once", type=Path, metavar="FILE",
+                    help="then read the chosen ensemble's PrivateTest once, from the member records, into FILE")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
     dm = FER2013DataModule(args.root, cache_dir="~/.cache/emotion", num_workers=0)
     dm.setup()
     images, labels = dm.arrays["val"]
-    probs, archs = zip(*(val_probs(c, images, args.tta) for c in args.candidates))
+    probs, archs = zip(*(val_probs(c, images, labels, args.tta) for c in args.candidates))
     preds = [p.argmax(1) for p in probs]
     accs = [float((p == labels).mean()) for p in preds]
     n = len(probs)
@@ -101,7 +129,9 @@ def main() -> None:
     md += ["", f"PrivateTest, read once: `{command}`", ""]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))
+    if args.read_test_once:
+        print(read_test_once(args.read_test_once, chosen, *dm.arrays["test"]))
 
 
 if __name__ == "__main__":
-    main()
+    user_errors_exit(main)

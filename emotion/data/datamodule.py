@@ -14,8 +14,8 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from emotion.data.cache import load_or_build
 from emotion.data import ferplus as fp
+from emotion.data.cache import load_or_build
 from emotion.data.classes import CLASS_NAMES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler

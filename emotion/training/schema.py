@@ -137,10 +137,11 @@ def checkpoint_or_list(v: Any) -> str | None:
 
 
 def distill_spec(v: Any) -> str | None:
-    """``{weight: w in [0, 1], temperature: T > 0}``."""
+    """``{weight: w in [0, 1], temperature: T > 0}`` (weight 1: the soft targets alone, as data=ferplus's
+    cross-entropy on the vote distribution)."""
     if not isinstance(v, dict) or set(v) - {"weight", "temperature"}:
         return "must be {weight: 0.5, temperature: 2.0} or null"
-    for key, check in (("weight", number(0, 1)), ("temperature", number(0, low_open=True))):
+    for key, check in (("weight", number(0, 1, high_open=False)), ("temperature", number(0, low_open=True))):
         why = check(v[key]) if key in v else None
         if why:
             return f"{key} {why}"

@@ -1,0 +1,123 @@
+"""Record a finished run (or a bundled model) as an ensemble member that outlives the machine.
+
+    python experiments/make_member.py outputs/train/runs/<run> --name vgg_ferplus_seed42 [--weights]
+    python experiments/make_member.py default --name bundled_default        # a bundled model as it ships
+
+Writes ``experiments/members/<name>/`` (see :mod:`emotion.reporting.members`): ``member.json`` (what it is,
+the command and resolved config that made it, its FER2013 and FER+-crowd scores on PublicTest and
+PrivateTest), ``probs.npz`` (fp16 probabilities on every FER2013 face: Training flip-averaged, PublicTest
+and PrivateTest with the TTA its run chose on PublicTest) and, with ``--weights``, ``model/`` (fp16
+safetensors, loadable with ``load_model``). The run's PrivateTest score is the one it read when it
+finished; the probabilities are those of the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from make_soft_labels import model_probs  # noqa: E402  (experiments/, the script's own folder)
+
+from emotion.checkpoint import BUNDLED_MODELS, export_model, load_model  # noqa: E402
+from emotion.data.datamodule import FER2013DataModule  # noqa: E402
+from emotion.data.ferplus import SHIPPED_VOTES  # noqa: E402
+from emotion.reporting.agreement import crowd_agreement  # noqa: E402
+from emotion.reporting.members import MEMBERS_DIR, WEIGHTS_DIR, write_member  # noqa: E402
+
+
+def protocol_of(config: dict[str, Any]) -> str:
+    """Which labels taught the run, in the words of the results tables."""
+    data = config.get("data", {})
+    if str(data.get("_target_", "")).endswith("FERPlusDataModule"):
+        return f"FER+ ({data.get('mode')}, 8 classes), from scratch"
+    soft = data.get("soft_labels")
+    if soft == "ferplus":
+        return "FER2013 labels + FER+ votes, from scratch"
+    if soft:
+        return "FER2013 labels + a teacher's probabilities (from FER2013 labels), from scratch"
+    return "FER2013 labels only, from scratch"
+
+
+def describe(source: str) -> tuple[str, dict[str, Any]]:
+    """The checkpoint to record and what its run says about it."""
+    if source in BUNDLED_MODELS:
+        meta = json.loads((BUNDLED_MODELS[source] / "model.json").read_text())
+        m = meta.get("metrics", {})
+        return source, {"command": meta.get("train_command"), "git_commit": meta.get("git_commit"),
+                        "tta": m.get("tta"), "fer2013": {"val": _acc(m.get("val")), "test": _acc(m.get("test"))},
+                        "epochs": m.get("epochs"), "wall_time_s": m.get("wall_time_s"), "device": m.get("device"),
+                        "protocol": "FER2013 labels only, from scratch" if not meta["hparams"].get("distill")
+                        else "FER2013 labels + a teacher's probabilities (from FER2013 labels), from scratch",
+                        "bundled": source}
+    run = Path(source)
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    ckpt = metrics["checkpoint"]
+    if not Path(ckpt).is_absolute() and not Path(ckpt).is_file():
+        ckpt = str(run / "checkpoints" / Path(ckpt).name)
+    return ckpt, {"command": metrics.get("command"), "git_commit": metrics.get("git_commit"), "tta": metrics["tta"],
+                  "tta_val_acc": metrics.get("tta_val_acc"),
+                  "fer2013" if "FERPlus" not in str(config["data"].get("_target_")) else "ferplus":
+                      {"val": _acc(metrics.get("val")), "test": _acc(metrics.get("test"))},
+                  "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
+                  "wall_time_s": metrics.get("wall_time_s"), "device": metrics.get("device"),
+                  "protocol": protocol_of(config), "config": config}
+
+
+def _acc(split: dict | None) -> dict | None:
+    return None if not split else {k: split[k] for k in ("n", "acc", "f1_macro", "per_class_acc") if k in split}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", help="a finished run's folder (with metrics.json), or a bundled model's name")
+    ap.add_argument("--name", required=True, help="the member's folder name under experiments/members/")
+    ap.add_argument("--weights", action="store_true", help="also keep its fp16 weights (members worth shipping)")
+    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    ap.add_argument("--members", type=Path, default=MEMBERS_DIR)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    ckpt, info = describe(args.source)
+    model = load_model(ckpt, device="cpu")
+    dm = FER2013DataModule(args.root, cache_dir="~/.cache/emotion", num_workers=0, ferplus=str(SHIPPED_VOTES))
+    dm.setup()
+    tta = info["tta"] if info["tta"] in ("none", "flip", "tencrop") else "none"
+    probs, crowd = {}, {}
+    for split in ("train", "val", "test"):
+        images, labels = dm.arrays[split]
+        p = model_probs(model, images, "flip" if split == "train" else tta)
+        probs[split] = (p, images, labels)
+        if split != "train":
+            crowd[split] = crowd_agreement(p, dm.votes(split), labels)
+    hp = model.hparams
+    record = {"arch": hp["arch"], "params": int(sum(t.numel() for t in model.parameters())),
+              "input_size": hp.get("input_size", 48), "class_names": list(hp.get("class_names") or []), **info,
+              "ferplus_crowd": crowd, "probs_tta": {"train": "flip", "val": tta, "test": tta},
+              "data_root": Path(args.root).name, "seconds_to_record": round(time.perf_counter() - start, 1),
+              "record_command": "python " + " ".join(sys.argv)}
+    out = args.members / args.name
+    if args.weights:
+        if args.source in BUNDLED_MODELS:
+            raise SystemExit(f"{args.source} ships inside the package: its member needs no --weights")
+        state_meta = {k: record[k] for k in ("command", "git_commit", "tta", "protocol")}
+        export_model(ckpt, out / WEIGHTS_DIR, dtype=torch.float16, metrics={
+            k: record.get(k) for k in ("fer2013", "ferplus", "ferplus_crowd", "epochs", "best_epoch", "wall_time_s",
+                                       "device")}, **state_meta)
+    write_member(out, record, probs)
+    summary = {s: {k: round(v, 4) for k, v in crowd[s].items() if isinstance(v, float)} for s in crowd}
+    print(json.dumps({"member": str(out), "protocol": record["protocol"], "crowd": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
