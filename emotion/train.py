@@ -253,7 +253,8 @@ def train(cfg: DictConfig) -> TrainResult:
             checkpoint=best, started=start, device=device_name(cfg.trainer.get("accelerator")), commit=commit,
             command=_command(), epochs=epochs_done, best_epoch=_epoch_of(best),
             val_acc_best=float(metrics["val/acc_best"]) if "val/acc_best" in metrics else None,
-            precision=str(run.trainer.precision), skipped_images=run.datamodule.skipped, history=curves)
+            precision=str(run.trainer.precision), skipped_images=run.datamodule.skipped, history=curves,
+            protocol=getattr(run.datamodule, "protocol", None))
         write_record(run, record)
     _finish_wandb(run.loggers)
     return TrainResult({k: float(v) for k, v in metrics.items()}, record, cfg, run.datamodule, run.model, run.trainer)

@@ -86,4 +86,4 @@ def test_distill_without_teacher_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as e:
         check_config(cfg, TRAIN_RULES)
     assert e.value.problems == ["model.distill needs the teacher's probabilities: pass data.soft_labels=<file> "
-                                "(experiments/make_soft_labels.py)"]
+                                "(experiments/make_soft_labels.py) or data.soft_labels=ferplus (the FER+ votes)"]

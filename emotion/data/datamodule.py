@@ -172,6 +172,15 @@ class FER2013DataModule(pl.LightningDataModule):
         rows = fp.rows_of(None, total)[positions] if names is None else fp.rows_of(names, len(names))
         return fp.votes_of(rows, self.ferplus)
 
+    @property
+    def protocol(self) -> str:
+        """Which labels teach a model trained on this data, in the words of the results tables."""
+        if self.soft_labels == "ferplus":
+            return "FER2013 labels + FER+ votes"
+        if self.soft_labels:
+            return "FER2013 labels + a teacher's probabilities"
+        return "FER2013 labels only"
+
     # -- statistics ------------------------------------------------------------
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Number of faces per class in ``split``."""
@@ -266,6 +275,10 @@ class FERPlusDataModule(FER2013DataModule):
             raise EmotionError("data=ferplus brings its own targets (data.mode): leave data.soft_labels unset.")
         self.mode = mode
         self.dropped: dict[str, int] = {}
+
+    @property
+    def protocol(self) -> str:
+        return f"FER+ ({self.mode}, 8 classes)"
 
     def setup(self, stage: str | None = None) -> None:
         if self.arrays:
