@@ -20,16 +20,16 @@ browser: ## Headless Chromium and its driver from Debian, for the page test (tes
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo 'chromium and chromedriver: present'; \
 	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
-.PHONY: help install browser bench-peers bench-video train train-sample evaluate test test-slow test-all lint results accuracy-table clean
+.PHONY: help install browser docs bench-peers bench-video train train-sample evaluate test test-slow test-all lint results accuracy-table clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, onnx, serve, parquet and ray extras
+install: $(STAMP) ## Create .venv and install emotion (editable) with its dev, docs, onnx, serve, parquet and ray extras
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e '.[dev,onnx,serve,parquet,ray]'
+	$(PIP) install -q -e '.[dev,docs,onnx,serve,parquet,ray]'
 	# facenet-pytorch, the tests' reference for our MTCNN, pins torch<=2.3, numpy<2 and Pillow<10.3;
 	# it needs none of that, so it must never be allowed to downgrade torch. Installed last, so that
 	# pip's resolver never reports those pins as conflicts of the packages installed before it.
@@ -66,6 +66,9 @@ evaluate: install ## Evaluate a checkpoint: make evaluate CKPT=path ARGS='tta=te
 
 test: install ## Run the default test suite (no slow tests)
 	$(PY) -m pytest -q --durations=10 $(ARGS)
+
+docs: install ## Build the documentation site into site/ (mkdocs build --strict: a broken link fails; CI runs it)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: install ## ruff over the code, tests and experiments (what CI runs first)
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,16 @@ from emotion.data.datamodule import FER2013DataModule, FERPlusDataModule
 from emotion.errors import EmotionError
 from emotion.reporting.agreement import crowd_agreement
 from emotion.training.schema import TRAIN_RULES, ConfigError, check_config
-from tests.conftest import ROOT, SAMPLE_ROOT, SHARED, compose_cfg, quick_overrides
+from tests.conftest import (
+    ROOT,
+    SAMPLE_ROOT,
+    SHARED,
+    SHARED_FER,
+    compose_cfg,
+    needs_shared_fer,
+    quick_overrides,
+    run_cli,
+)
 
 VOTES = str(fp.SHIPPED_VOTES)
 # Our vote columns: angry, disgust, fear, happy, sad, surprise, neutral, contempt, unknown, NF.
@@ -204,3 +213,22 @@ def test_member_records_feed_selection_and_distillation(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     with np.load(soft) as z:
         np.testing.assert_allclose(z["probs"].astype(np.float32), member.probs("train"), atol=1e-3)
+
+
+@pytest.mark.slow
+@needs_shared_fer
+def test_one_real_ferplus_epoch_on_cpu(tmp_path):
+    """data=ferplus on the full FER2013 folders: Barsoum et al.'s face counts, one epoch, a real record."""
+    proc = run_cli("emotion.train", "experiment=ferplus_cpu", "data.root=" + str(SHARED_FER), "data.num_workers=2",
+                   "model=mini_xception", "model.input_size=48", "trainer.max_epochs=1", "callbacks=default",
+                   "model.warmup_epochs=0", "tta=none", "logger=csv", "callbacks.progress_bar=null",
+                   "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    # FER+ Valid and Test with a majority label, through our index of the Kaggle folders (FER+'s own
+    # label files have 3,186 and 3,137 faces; a handful of the Kaggle files have no reliable match).
+    assert m["val"]["n"] == 3181 and m["test"]["n"] == 3139
+    assert m["protocol"] == "FER+ (crossentropy, 8 classes)" and "contempt" in m["test"]["per_class_acc"]
+    # One epoch is well above always answering neutral, FER+ Test's largest class: 1,088 of 3,139 faces
+    # (34.7 %, counted by FERPlusDataModule.class_counts).
+    assert m["test"]["acc"] > 0.40
