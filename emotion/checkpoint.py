@@ -14,16 +14,16 @@ from torch import nn
 
 from emotion.device import best_device
 from emotion.errors import EmotionError, first_line
+from emotion.resources import ASSETS_DIR
 
 __all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "TrainedModel", "HParams",
            "DEFAULT_MODEL", "BUNDLED_MODELS", "ONNX_FILE", "model_source"]
 
-_ASSETS = Path(__file__).resolve().parent / "assets"
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
-DEFAULT_MODEL = _ASSETS / "default_model"
+DEFAULT_MODEL = ASSETS_DIR / "default_model"
 #: The models shipped with the package, by the names ``--checkpoint`` and ``from_checkpoint`` take:
 #: ``default`` (the most accurate) and ``fast`` (for video and bulk work).
-BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": _ASSETS / "fast_model"}
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": ASSETS_DIR / "fast_model"}
 
 
 def model_source(path: str | os.PathLike | None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from emotion.device import choose_precision
+from emotion.resources import ASSETS_DIR
 
 __all__ = ["CONFIG_DIR", "ASSETS_DIR", "auto_precision", "wandb_offline"]
 
@@ -15,7 +16,6 @@ _PACKAGE = Path(__file__).resolve().parent
 #: Hydra's config folder: ``conf/`` beside the package in a source checkout (where users edit it),
 #: ``emotion/conf/`` in an installed wheel (see pyproject.toml).
 CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
-ASSETS_DIR = _PACKAGE / "assets"
 
 
 def auto_precision(accelerator: str = "auto") -> str:

@@ -32,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok (also when no face is found), 1 some inputs failed, 2 usage error.")
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), videos")
     ap.add_argument("--checkpoint", default=None, metavar="CKPT",
-                    help="a .ckpt, an exported model folder, or a bundled model: default (the most accurate) "
-                         "or fast (for video and bulk work) (default: default)")
+                    help="a .ckpt, an exported model folder, or a bundled model: default (what people would say), "
+                         "fast (the same for video and bulk work) or fer2013 (FER2013's own labels) "
+                         "(default: default)")
     ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
-    ap.add_argument("--format", choices=FORMATS, default="json", help="results file format")
+    ap.add_argument("--format", choices=FORMATS, default=None,
+                    help="results file format (default: json; parquet with --engine ray, which writes nothing else)")
     ap.add_argument("--min-face", type=_min_face, default=None, metavar="PX",
                     help="smallest face searched for, in px (default: auto, 1/12 of the photo's shorter side "
                          f"in MTCNN's steps of 20, 28, 40, 56 px; {MTCNN_MIN_FACE} searches all that MTCNN can find)")
@@ -130,6 +132,9 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     if args.engine == "ray":
+        if args.format not in (None, "parquet"):
+            raise EmotionError(f"--engine ray writes Parquet only (DIR/predictions.parquet/): drop --format "
+                               f"{args.format}, or use --engine local for {args.format}.")
         return _run_ray(args)
     jobs, missing = collect_inputs(args.paths, exclude=Path(args.out))
     for _, message in missing:
@@ -148,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
             session.run_all(jobs, quiet=args.quiet, workers=args.workers, done=bar.update)
         except KeyboardInterrupt:
             interrupted = True  # keep what was done: the results file is still written below
-    path = session.write(args.format)
+    path = session.write(args.format or "json")
     print(f"{session.summary(jobs)} -> {path}")
     if interrupted:
         print("interrupted: partial results written", file=sys.stderr)

@@ -176,6 +176,10 @@ def test_usage_errors_exit_2_without_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(SAMPLE_PHOTO), "--min-face", "tiny"])
     assert e.value.code == 2 and "--min-face: 'tiny' is not an integer; give px or 'auto'" in capsys.readouterr().err
+    # Ray writes Parquet only: another --format is refused, not silently replaced (#32 finding 7).
+    assert main([str(SAMPLE_PHOTO), "--engine", "ray", "--format", "csv", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--engine ray writes Parquet only" in err and err.count("\n") == 1
     # Only missing inputs: reported, status 1, and no model is loaded for nothing.
     assert main([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--checkpoint", "never-read"]) == 1
     assert capsys.readouterr().err.count("error:") == 2

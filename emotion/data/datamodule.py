@@ -14,7 +14,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from emotion.data import ferplus as fp
+import emotion.data.ferplus as fp
 from emotion.data.cache import load_or_build
 from emotion.data.classes import CLASS_NAMES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input

@@ -29,6 +29,7 @@ import numpy as np
 
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
+from emotion.resources import ASSETS_DIR
 
 __all__ = ["FERPLUS_CLASS_NAMES", "VOTE_COLUMNS", "locate_votes", "read_votes", "rows_of", "votes_of",
            "majority_labels", "vote_distributions", "fer2013_soft_labels", "plurality_labels",
@@ -45,7 +46,7 @@ UNKNOWN, NOT_A_FACE = 8, 9
 #: FER+'s own column order, as indices into VOTE_COLUMNS
 _FERPLUS_ORDER = [6, 3, 5, 4, 0, 1, 2, 7, 8, 9]
 FER2013_ROWS = 35887
-_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "ferplus"
+_ASSETS = ASSETS_DIR / "ferplus"
 INDEX_FILE = _ASSETS / "kaggle_rows.csv.gz"
 #: Microsoft's fer2013new.csv as released (MIT, LICENSE.md beside it), gzipped: 182 KB.
 SHIPPED_VOTES = _ASSETS / "fer2013new.csv.gz"

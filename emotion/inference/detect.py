@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
+
+from emotion.inference.detections import Detections
 
 __all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "AUTO_MIN_FACE_FRACTION",
            "AUTO_MIN_FACE_RANGE"]
@@ -26,23 +27,6 @@ AUTO_MIN_FACE_FRACTION = 1 / 12
 AUTO_MIN_FACE_RANGE = (MTCNN_MIN_FACE, 48)
 
 
-@dataclass(frozen=True)
-class Detections:
-    """Faces found in one image, in its pixels (boxes are not clipped), most confident first from
-    :class:`~emotion.inference.mtcnn.MTCNN`; float32 there, float64 from :class:`FaceDetector`."""
-
-    boxes: np.ndarray  # (N, 4): x1, y1, x2, y2
-    scores: np.ndarray  # (N,)
-    landmarks: np.ndarray | None  # (N, 5, 2); None for faces given as crops (no detector ran)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    @staticmethod
-    def empty() -> "Detections":
-        return Detections(np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 5, 2)))
-
-
 class FaceDetector:
     """Find all faces with their five landmarks.
 
@@ -57,7 +41,9 @@ class FaceDetector:
 
     def __init__(self, device: str | torch.device = "cpu", min_face: float | None = None, min_score: float = 0.9,
                  max_side: int = DETECT_MAX_SIDE) -> None:
-        from emotion.inference.mtcnn import MTCNN  # loads the nets' weights: only when a detector is built
+        # Imported here, not at the top, so that importing emotion.inference does not import torchvision
+        # (MTCNN's NMS) for code that never detects; there is no import cycle (Detections has its own module).
+        from emotion.inference.mtcnn import MTCNN
 
         self.device = torch.device(device)
         self.min_face = None if min_face is None else float(min_face)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
-from emotion.inference.detect import Detections
+from emotion.inference.detections import Detections
 from emotion.inference.mtcnn_nets import batched_nms_numpy, bbreg, generateBoundingBox, load_nets, pad, rerec
 
 __all__ = ["MTCNN", "integral_image", "area_resample"]

@@ -11,16 +11,16 @@ its ``MTCNN.detect``. Layers and forward passes are facenet's, unchanged.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
+from emotion.resources import ASSETS_DIR
+
 __all__ = ["PNet", "RNet", "ONet", "load_nets", "generateBoundingBox", "batched_nms_numpy", "bbreg", "pad", "rerec",
            "WEIGHTS_DIR"]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "mtcnn"
+WEIGHTS_DIR = ASSETS_DIR / "mtcnn"
 
 
 class PNet(nn.Module):

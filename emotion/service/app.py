@@ -248,7 +248,7 @@ def create_app(predictor: FaceEmotionPredictor, limits: Limits = Limits()) -> Fa
     @app.middleware("http")
     async def api_key(request: Request, call_next):
         key = limits.api_key
-        if key and request.url.path not in ("/health", "/", "/app.js", "/style.css"):
+        if key and request.url.path not in ("/health", "/", "/app.js"):
             given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), key.encode()):
                 return refuse(401, "missing or wrong API key: send it as the X-API-Key header.")
