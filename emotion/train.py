@@ -41,7 +41,7 @@ from emotion.training.resume import (
 from emotion.training.schema import TRAIN_RULES, check_config
 from emotion.training.wandb_logger import continue_wandb_run
 
-__all__ = ["train", "TrainResult", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
+__all__ = ["train", "TrainResult", "TrainingRun", "build", "fit", "evaluate_best", "write_record", "main", "hydra_main"]
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _interrupted(exc: SystemExit, trainer: pl.Trainer, out: Path) -> TrainingInt
 
 
 @dataclass
-class _Training:
+class TrainingRun:
     """What :func:`train` builds from the config, handed from one step to the next."""
 
     cfg: DictConfig
@@ -115,7 +115,7 @@ class _Training:
     history: EpochHistory
 
 
-def build(cfg: DictConfig, ckpt_path: str | None) -> _Training:
+def build(cfg: DictConfig, ckpt_path: str | None) -> TrainingRun:
     """Data, model, loggers, callbacks and trainer as ``cfg`` says (a resumed run keeps its W&B id)."""
     out = Path(cfg.paths.output_dir)
     if ckpt_path:
@@ -140,10 +140,10 @@ def build(cfg: DictConfig, ckpt_path: str | None) -> _Training:
     if trainer.world_size > 1:
         log.info("process %d of %d, joined by %s", trainer.global_rank, trainer.world_size,
                  type(trainer.strategy.cluster_environment).__name__)
-    return _Training(cfg, out, dm, model, trainer, loggers, callbacks, history)
+    return TrainingRun(cfg, out, dm, model, trainer, loggers, callbacks, history)
 
 
-def fit(run: _Training, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
+def fit(run: TrainingRun, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
     """Train; returns the logged metrics, the per-epoch history and the number of epochs done.
 
     Raises:
@@ -165,7 +165,7 @@ def fit(run: _Training, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor],
     return metrics, list(run.history.epochs), trainer.current_epoch
 
 
-def evaluate_best(run: _Training) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
+def evaluate_best(run: TrainingRun) -> tuple[dict[str, dict], str | None, dict[str, torch.Tensor]]:
     """Val for the record, then PrivateTest once, both on the best-on-val checkpoint, with the
     test-time augmentation the config names, fixed before the run. ``tta: auto`` picks it here,
     by PublicTest accuracy alone (:func:`choose_tta`).
@@ -196,7 +196,7 @@ def evaluate_best(run: _Training) -> tuple[dict[str, dict], str | None, dict[str
     return splits, best, dict(trainer.callback_metrics)
 
 
-def choose_tta(run: _Training, best: str | None) -> dict[str, float]:
+def choose_tta(run: TrainingRun, best: str | None) -> dict[str, float]:
     """PublicTest accuracy of the best checkpoint under each test-time augmentation, cheapest first."""
     accs = {}
     for mode in TTA_MODES:
@@ -206,7 +206,7 @@ def choose_tta(run: _Training, best: str | None) -> dict[str, float]:
     return accs
 
 
-def write_record(run: _Training, record: dict[str, Any]) -> None:
+def write_record(run: TrainingRun, record: dict[str, Any]) -> None:
     """``metrics.json``, and with a test result its confusion matrix and sample predictions (also to W&B)."""
     out, model = run.out, run.model
     write_json(out / "metrics.json", record)

@@ -26,14 +26,14 @@ BAD = {
     "logger.wandb.project": "''", "logger.wandb.offline": "sometimes", "logger.wandb.log_model": "often",
     "callbacks.model_checkpoint.mode": "maximum", "callbacks.early_stopping.patience": "-1",
     "callbacks.early_stopping.mode": "up", "callbacks.ema.decay": "1.5",
-    "data.label_map": "{contempt: smug}", "data.soft_labels": "''", "model.distill": "'{weight: 2.0}'",
+    "data.label_map": "{contempt: smug}", "data.soft_labels": "''", "data.ferplus": "''", "data.mode": "vote", "model.distill": "'{weight: 2.0}'",
     "seed": "-1", "test": "perhaps", "tta": "tencrops", "ckpt_path": "''", "optimized_metric": "''",
     "split": "train",
 }
 # Options a key's group must be selected for the key to exist.
 NEEDS = {"callbacks.early_stopping": "callbacks=early_stopping", "callbacks.ema": "callbacks=ema",
          "logger.wandb": "logger=wandb", "model.name": "model=timm", "model.drop_path_rate": "model=timm",
-         "model.distill": "data.soft_labels=teachers.npz"}
+         "model.distill": "data.soft_labels=teachers.npz", "data.mode": "data=ferplus"}
 
 
 # Keys that the shipped configs leave out, so that the override adds them.

@@ -188,11 +188,15 @@ _DATA = [
     Rule("data.ferplus", text, optional=True),
     Rule("data.mode", one_of(("majority", "crossentropy")), optional=True),
 ]
-_TRAINER = [
+#: Where and in what precision a run computes: what evaluation needs of the trainer too.
+_DEVICE = [
     Rule("trainer.accelerator", accelerator),
     Rule("trainer.devices", lambda v: None if v == "auto" or (_is_int(v) and v >= 1) or isinstance(v, list)
          else "must be an integer >= 1, a list of device ids, or auto"),
     Rule("trainer.precision", precision),
+]
+_TRAINER = [
+    *_DEVICE,
     Rule("trainer.max_epochs", integer(1)),
     Rule("trainer.min_epochs", integer(0), optional=True),
     Rule("trainer.num_nodes", integer(1), optional=True),
@@ -240,7 +244,7 @@ TRAIN_RULES: list[Rule] = [
 ]
 EVAL_RULES: list[Rule] = [
     *_DATA,
-    *_TRAINER[:3],
+    *_DEVICE,
     Rule("ckpt_path", checkpoint_or_list, missing=(
         "say which checkpoint to evaluate: python -m emotion.evaluate "
         "ckpt_path=outputs/train/runs/<time>/checkpoints/epoch_NNN.ckpt "
