@@ -64,7 +64,9 @@ train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample
 evaluate: install ## Evaluate a checkpoint: make evaluate CKPT=path ARGS='tta=tencrop'
 	$(PY) -m emotion.evaluate ckpt_path=$(CKPT) data.root=$(FER2013_DIR) $(ARGS)
 
-test: install ## Run the default test suite (no slow tests)
+test: install ## Run the default test suite (no slow tests); says first whether the page test can run
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo 'page test: chromium and chromedriver found'; \
+	else echo 'page test: WILL SKIP, no chromium/chromedriver here (run `make browser` first, as root, to install Debian'"'"'s)'; fi
 	$(PY) -m pytest -q --durations=10 $(ARGS)
 
 docs: install ## Build the documentation site into site/ (mkdocs build --strict: a broken link fails; CI runs it)
