@@ -34,6 +34,9 @@ from emotion.data.ferplus import SHIPPED_VOTES  # noqa: E402
 from emotion.reporting.agreement import crowd_agreement  # noqa: E402
 from emotion.reporting.members import MEMBERS_DIR, WEIGHTS_DIR, write_member  # noqa: E402
 
+#: What a member's model.json keeps of its run's metrics.json (the layout emotion.export writes).
+RUN_KEYS = ("val", "test", "tta", "tta_val_acc", "epochs", "best_epoch", "wall_time_s", "device", "precision")
+
 
 def protocol_of(config: dict[str, Any]) -> str:
     """Which labels taught the run, in the words of the results tables."""
@@ -71,7 +74,8 @@ def describe(source: str) -> tuple[str, dict[str, Any]]:
                       {"val": _acc(metrics.get("val")), "test": _acc(metrics.get("test"))},
                   "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                   "wall_time_s": metrics.get("wall_time_s"), "device": metrics.get("device"),
-                  "protocol": protocol_of(config), "config": config}
+                  "protocol": protocol_of(config), "config": config,
+                  "run_metrics": {k: metrics.get(k) for k in RUN_KEYS}}
 
 
 def _acc(split: dict | None) -> dict | None:
@@ -110,10 +114,11 @@ def main() -> None:
     if args.weights:
         if args.source in BUNDLED_MODELS:
             raise SystemExit(f"{args.source} ships inside the package: its member needs no --weights")
-        state_meta = {k: record[k] for k in ("command", "git_commit", "tta", "protocol")}
-        export_model(ckpt, out / WEIGHTS_DIR, dtype=torch.float16, metrics={
-            k: record.get(k) for k in ("fer2013", "ferplus", "ferplus_crowd", "epochs", "best_epoch", "wall_time_s",
-                                       "device")}, **state_meta)
+        # As emotion.export lays model.json out (metrics: the run's own record), plus the crowd's scores;
+        # no temperature is fitted: FER2013's labels are not what a crowd-taught model should be calibrated to.
+        export_model(ckpt, out / WEIGHTS_DIR, dtype=torch.float16, source_checkpoint=Path(ckpt).name,
+                     train_command=record["command"], git_commit=record["git_commit"], protocol=record["protocol"],
+                     metrics={**record["run_metrics"], "ferplus_crowd": crowd}, evaluations=[], temperature=1.0)
     write_member(out, record, probs)
     summary = {s: {k: round(v, 4) for k, v in crowd[s].items() if isinstance(v, float)} for s in crowd}
     print(json.dumps({"member": str(out), "protocol": record["protocol"], "crowd": summary}, indent=2))
