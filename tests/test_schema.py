@@ -26,7 +26,8 @@ BAD = {
     "logger.wandb.project": "''", "logger.wandb.offline": "sometimes", "logger.wandb.log_model": "often",
     "callbacks.model_checkpoint.mode": "maximum", "callbacks.early_stopping.patience": "-1",
     "callbacks.early_stopping.mode": "up", "callbacks.ema.decay": "1.5",
-    "data.label_map": "{contempt: smug}", "data.soft_labels": "''", "data.ferplus": "''", "data.mode": "vote", "model.distill": "'{weight: 2.0}'",
+    "data.label_map": "{contempt: smug}", "data.soft_labels": "''", "data.ferplus": "''", "data.mode": "vote",
+    "model.distill": "'{weight: 2.0}'",
     "seed": "-1", "test": "perhaps", "tta": "tencrops", "ckpt_path": "''", "optimized_metric": "''",
     "split": "train",
 }
