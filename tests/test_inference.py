@@ -472,3 +472,17 @@ def test_bundled_models_by_name(tmp_path):
     p = FaceEmotionPredictor.from_checkpoint("fast", device="cpu")
     assert p.model.hparams.arch == "vgg_tiny" and p.checkpoint == "bundled:fast"
     assert len(p(SAMPLE_PHOTO).faces) == 6
+
+
+def test_classify_many_batches_across_images_and_splits_back():
+    """#32: the one "batch the faces of many images, split the probabilities back" helper that bulk, Ray and
+    the service batcher share: each image's rows as alone; failed images stay None; empty ones (0, C)."""
+    predictor = FaceEmotionPredictor.from_checkpoint("fast", device="cpu", bf16=False)
+    faces = np.stack([np.asarray(Image.open(p).convert("L")) for p in
+                      sorted((ROOT / "emotion/assets/fer2013_sample/test/happy").glob("*.jpg"))[:7]])
+    sets = [faces[:3], None, faces[3:3], faces[3:]]
+    out = predictor.classify_many(sets)
+    assert out[1] is None and out[2].shape == (0, 7)
+    for got, alone in ((out[0], predictor.classify(faces[:3])), (out[3], predictor.classify(faces[3:]))):
+        np.testing.assert_allclose(got, alone, atol=1e-5)
+    assert predictor.classify_many([None, None]) == [None, None]

@@ -219,7 +219,7 @@ def test_batcher_classifies_concurrent_submissions_in_one_batch_with_the_same_an
     files = sorted((ROOT / "emotion/assets/fer2013_sample/test").rglob("*.jpg"))[:9]
     faces = np.stack([_decode(str(p)) for p in files])
     parts = [faces[:2], faces[2:3], faces[3:9]]
-    batcher = FaceBatcher(predictor.classify, max_wait_ms=200, in_flight=lambda: len(parts))
+    batcher = FaceBatcher(predictor.classify_many, max_wait_ms=200, in_flight=lambda: len(parts))
     try:
         futures = [batcher.submit(p) for p in parts]
         results = [f.result(timeout=30) for f in futures]

@@ -96,18 +96,13 @@ def iter_bulk_results(predictor: FaceEmotionPredictor, jobs: Sequence[Job], *, b
     n_faces = 0
 
     def flush() -> Iterator[BulkItem]:
-        faces = [f.faces for f in pending if f.error is None]
-        probs = predictor.classify(np.concatenate(faces)) if faces else None
-        start = 0
-        for found in pending:
+        probs = predictor.classify_many([f.faces if f.error is None else None for f in pending])
+        for found, p in zip(pending, probs):
             job = jobs[found.index]
             if found.error is not None:
                 yield BulkItem(job, error=found.error)
                 continue
-            n = len(found.faces)
-            result = predictor.result(found.size, found.detections, found.faces, probs[start:start + n],
-                                      path=str(job.path))
-            start += n
+            result = predictor.result(found.size, found.detections, found.faces, p, path=str(job.path))
             rgb = Image.fromarray(found.rgb.numpy()) if found.rgb is not None else None
             yield BulkItem(job, result=result, rgb=rgb)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -136,6 +136,24 @@ class FaceEmotionPredictor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             probs = predict_proba(self._scored, x, self.tta if tta is None else tta)
         return probs.float().cpu().numpy()
+
+    def classify_many(self, face_sets: Sequence[np.ndarray | None], tta: str | None = None) -> list[np.ndarray | None]:
+        """Classify the faces of many images (or requests) as one batch and hand each its own rows back:
+        ``face_sets[i]`` (N_i, 48, 48) uint8 → probabilities (N_i, C); ``None`` (an image that failed)
+        stays ``None``. The one home of "batch across images, split back" for bulk, Ray and the service."""
+        present = [f for f in face_sets if f is not None and len(f)]
+        probs = self.classify(np.concatenate(present), tta) if present else None
+        out: list[np.ndarray | None] = []
+        start = 0
+        for faces in face_sets:
+            if faces is None:
+                out.append(None)
+            elif not len(faces):
+                out.append(np.zeros((0, len(self.class_names)), np.float32))
+            else:
+                out.append(probs[start:start + len(faces)])
+                start += len(faces)
+        return out
 
     def find_faces(self, image: Image.Image, *, min_face: float | None | str = "own",
                    faces_are_crops: bool | None = None) -> tuple[Detections, np.ndarray]:

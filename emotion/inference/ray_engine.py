@@ -122,20 +122,15 @@ class _Classify:
                              np.frombuffer(marks, np.float64).reshape(n, 5, 2) if len(marks) else None)
             images.append((det, faces))
         # Errors travel as "" for none: a null in a numpy batch would arrive as NaN.
-        all_faces = [f for (_, f), err in zip(images, batch["error"]) if not err and len(f)]
-        probs = self.predictor.classify(np.concatenate(all_faces)) if all_faces else None
+        probs = self.predictor.classify_many([None if err else f for (_, f), err in zip(images, batch["error"])])
         out: dict[str, list] = {k: [] for k in [*header, "error"]}
-        start = 0
         for i, (det, faces) in enumerate(images):
             error = str(batch["error"][i]) or None
             if error is not None:
                 rows = [[str(batch["path"][i])] + [""] * (len(header) - 1)]
             else:
-                n = len(faces)
                 result = self.predictor.result((int(batch["width"][i]), int(batch["height"][i])), det, faces,
-                                               probs[start:start + n] if n else np.zeros((0, len(names))),
-                                               path=str(batch["path"][i]))
-                start += n
+                                               probs[i], path=str(batch["path"][i]))
                 rows = csv_rows([result.to_dict()], names)
             for row in rows:
                 for key, value in zip(header, row):

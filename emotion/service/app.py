@@ -160,7 +160,7 @@ class _Service:
     def __init__(self, predictor: FaceEmotionPredictor, limits: Limits) -> None:
         self.predictor = predictor
         self.limits = limits
-        self.batcher = FaceBatcher(predictor.classify, max_batch=limits.max_batch,
+        self.batcher = FaceBatcher(predictor.classify_many, max_batch=limits.max_batch,
                                    max_wait_ms=limits.batch_wait_ms, enabled=limits.batching,
                                    in_flight=lambda: self.pending)
         self.pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="decode-detect")

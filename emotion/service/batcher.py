@@ -17,7 +17,8 @@ _STOP = object()
 
 class FaceBatcher:
     """A thread that gathers the faces submitted within ``max_wait_ms`` of the first (up to
-    ``max_batch`` faces) and classifies them with one call of ``classify(faces, tta)`` per TTA mode.
+    ``max_batch`` faces) and classifies them with one call of ``classify_many(face_sets, tta)`` per TTA
+    mode (:meth:`~emotion.inference.FaceEmotionPredictor.classify_many`: one batch, each request's rows back).
 
     Requests wait for detection in their own threads, so the classifier's batch grows with the
     load. A batch waits only while ``in_flight()`` (the requests admitted) says that more requests
@@ -26,16 +27,16 @@ class FaceBatcher:
     in the caller's thread (the baseline the benchmark compares with).
 
     Args:
-        classify: ``(faces (N, 48, 48) uint8, tta) -> probabilities (N, C)``.
+        classify_many: ``(list of faces (N_i, 48, 48) uint8, tta) -> list of probabilities (N_i, C)``.
         max_batch: most faces per classifier call.
         max_wait_ms: how long the first request of a batch waits for others.
         enabled: batch at all.
         in_flight: how many requests are under way (default: the batch is always worth waiting for).
     """
 
-    def __init__(self, classify: Callable[[np.ndarray, str], np.ndarray], max_batch: int = 256,
+    def __init__(self, classify_many: Callable[[list[np.ndarray], str], list[np.ndarray]], max_batch: int = 256,
                  max_wait_ms: float = 5.0, enabled: bool = True, in_flight: Callable[[], int] | None = None) -> None:
-        self.classify = classify
+        self.classify_many = classify_many
         self.max_batch = int(max_batch)
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000
         self.enabled = bool(enabled)
@@ -63,7 +64,7 @@ class FaceBatcher:
 
     def submit_alone(self, faces: np.ndarray, tta: str = "none") -> np.ndarray:
         """The probabilities of ``faces`` classified now, in the caller's thread, counted in :meth:`stats`."""
-        return self._run(faces, tta) if len(faces) else self.classify(faces, tta)
+        return self._run([faces], tta)[0] if len(faces) else self.classify_many([faces], tta)[0]
 
     def close(self) -> None:
         """Stop the thread after the batches already queued."""
@@ -75,12 +76,13 @@ class FaceBatcher:
         return {"batches": self.batches, "faces": self.faces, "largest_batch": self.largest,
                 "mean_batch": round(self.faces / self.batches, 2) if self.batches else 0.0}
 
-    def _run(self, faces: np.ndarray, tta: str) -> np.ndarray:
+    def _run(self, face_sets: list[np.ndarray], tta: str) -> list[np.ndarray]:
+        n = sum(len(f) for f in face_sets)
         with self._lock:
-            probs = self.classify(faces, tta)
+            probs = self.classify_many(face_sets, tta)
             self.batches += 1
-            self.faces += len(faces)
-            self.largest = max(self.largest, len(faces))
+            self.faces += n
+            self.largest = max(self.largest, n)
         return probs
 
     def _loop(self) -> None:
@@ -107,12 +109,10 @@ class FaceBatcher:
             for tta in dict.fromkeys(t for _, t, _ in items):  # one call per TTA mode, in arrival order
                 group = [(f, fut) for f, t, fut in items if t == tta]
                 try:
-                    probs = self._run(np.concatenate([f for f, _ in group]), tta)
+                    probs = self._run([f for f, _ in group], tta)
                 except Exception as e:  # noqa: BLE001 - every waiting request gets the error
                     for _, fut in group:
                         fut.set_exception(e)
                     continue
-                start = 0
-                for f, fut in group:
-                    fut.set_result(probs[start:start + len(f)])
-                    start += len(f)
+                for (_, fut), p in zip(group, probs):
+                    fut.set_result(p)
