@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import shutil
 import signal
-import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -109,41 +107,32 @@ def test_bad_uploads_are_refused_and_leave_memory_bounded(tmp_path):
 
 def test_load_16_clients_every_request_answered_and_batched():
     """16 clients, 400 requests: each is answered 200 or 503 (with Retry-After), none is lost, and
-    the faces of concurrent requests were classified together."""
+    the faces of concurrent requests were classified together. Throughput and latency are measured by
+    experiments/bench_serve.py, not here (#32)."""
     data = SAMPLE_PHOTO.read_bytes()
     with ServerProcess(["--max-pending", "12", "--batch-wait-ms", "5"]) as server:
-        latencies, statuses = [], []
+        statuses = []
         lock = threading.Lock()
 
         def client(n: int) -> None:
             with httpx.Client(base_url=server.url, timeout=60) as c:
                 for _ in range(n):
-                    t = time.perf_counter()
                     r = c.post("/predict", content=data)
                     with lock:
                         statuses.append(r.status_code)
                         if r.status_code == 200:
-                            latencies.append(time.perf_counter() - t)
                             assert len(r.json()["faces"]) == 6
                         else:
                             assert r.headers.get("retry-after") and "busy" in r.json()["error"]
 
-        start = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(client, [25] * 16))
-        wall = time.perf_counter() - start
         health = httpx.get(server.url + "/health").json()
     assert len(statuses) == 400 and set(statuses) <= {200, 503}, sorted(set(statuses))
     assert statuses.count(200) >= 100
     assert health["served"] == statuses.count(200) and health["pending"] == 0
     assert health["batching"]["largest_batch"] > 6  # more than one request's faces in a batch
     assert not log_problems(server), server.log()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    q = statistics.quantiles(latencies, n=100)
-    (ARTIFACTS / "serve_load.json").write_text(json.dumps({
-        "requests": 400, "clients": 16, "ok": statuses.count(200), "busy_503": statuses.count(503),
-        "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "ok_per_s": round(len(latencies) / wall, 2),
-        "batching": health["batching"]}, indent=2))
 
 
 def test_api_key_is_required_when_set():

@@ -175,13 +175,12 @@ def test_live_mode_drops_frames_rather_than_lag(videos, tmp_path):
     scene, _ = videos["crossing"]
     clip = _fast_clip(scene, tmp_path / "fast.avi", fps=250.0)
     out = tmp_path / "out"
-    start = time.perf_counter()
     proc = _run(str(clip), "--live", "--out", str(out), "--format", "csv", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     dropped = int(proc.stdout.split(" dropped")[0].rsplit(", ", 1)[1])
     analysed = int(proc.stdout.split(" frames analysed")[0].rsplit(" ", 1)[1])
+    # Counted in frames, not seconds (#32): at 250 fps no 2-core machine keeps up, so some are dropped.
     assert dropped > 0 and analysed + dropped == 50, proc.stdout
-    assert time.perf_counter() - start < 60
     streamed = _rows(out / "fast_frames.csv")
     assert len(streamed) == len(_rows(out / "predictions.csv")) and len({r["frame"] for r in streamed}) == analysed
 
