@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
+from emotion.config.rules import EVAL_RULES, check_config
 from emotion.data.classes import SPLIT_NAMES
 from emotion.data.sources import is_test_set_folder, locate_source
 from emotion.device import device_name
@@ -27,7 +28,6 @@ from emotion.reporting.figures import plot_confusion_matrix
 from emotion.reporting.record import command_line, run_record, split_metrics
 from emotion.runinfo import git_commit
 from emotion.training.module import EmotionClassifier
-from emotion.training.schema import EVAL_RULES, check_config
 
 __all__ = ["evaluate", "main"]
 

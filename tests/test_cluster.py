@@ -22,12 +22,12 @@ from omegaconf import OmegaConf
 
 from emotion.checkpoint import load_model
 from emotion.config import ASSETS_DIR, CONFIG_DIR
+from emotion.config.rules import TRAIN_RULES, check_config
 from emotion.data import FER2013DataModule
 from emotion.errors import EmotionError
 from emotion.models import predict_proba
 from emotion.training.cluster import requeued_checkpoint, shared_run_name
 from emotion.training.resume import LAST_CKPT
-from emotion.training.schema import TRAIN_RULES, check_config
 from emotion.training.sweeps import job_dirs
 from tests.conftest import FAST, ROOT, compose_cfg, run_cli
 

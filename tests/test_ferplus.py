@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+from emotion.config.rules import TRAIN_RULES, ConfigError, check_config
 from emotion.data import ferplus as fp
 from emotion.data.datamodule import FER2013DataModule, FERPlusDataModule
 from emotion.errors import EmotionError
 from emotion.reporting.agreement import crowd_agreement
-from emotion.training.schema import TRAIN_RULES, ConfigError, check_config
 from tests.conftest import (
     ROOT,
     SAMPLE_ROOT,

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from emotion import load_model
+from emotion.config.rules import TRAIN_RULES, ConfigError, check_config
 from emotion.train import train
 from emotion.training.module import EmotionClassifier
-from emotion.training.schema import TRAIN_RULES, ConfigError, check_config
 from tests.conftest import compose_cfg, quick_overrides
 
 

@@ -22,6 +22,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import read_checkpoint
+from emotion.config.rules import TRAIN_RULES, check_config
 from emotion.device import choose_precision, device_name
 from emotion.errors import EmotionError, TrainingInterrupted
 from emotion.io import write_json
@@ -36,7 +37,6 @@ from emotion.training.resume import (
     AtomicCheckpointIO,
     ExactResume,
 )
-from emotion.training.schema import TRAIN_RULES, check_config
 from emotion.training.wandb_logger import continue_wandb_run
 
 __all__ = ["train", "TrainResult", "TrainingRun", "build", "fit", "evaluate_best", "choose_tta", "write_record"]

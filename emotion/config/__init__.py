@@ -1,4 +1,6 @@
-"""OmegaConf resolvers used by ``conf/`` (registered on import) and where the configs live."""
+"""Configuration: where the configs live, the OmegaConf resolvers ``conf/`` uses (registered on import),
+and, in :mod:`emotion.config.rules`, the typed rules every config value is checked against (one line per
+bad value) before a run starts."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from emotion.resources import ASSETS_DIR
 
 __all__ = ["CONFIG_DIR", "ASSETS_DIR", "auto_precision", "wandb_offline"]
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # emotion/
 #: Hydra's config folder: ``conf/`` beside the package in a source checkout (where users edit it),
 #: ``emotion/conf/`` in an installed wheel (see pyproject.toml).
 CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
