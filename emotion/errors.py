@@ -9,7 +9,8 @@ import sys
 import warnings
 from typing import Callable, TypeVar
 
-__all__ = ["EmotionError", "TrainingInterrupted", "first_line", "user_errors_exit", "quiet_library_warnings"]
+__all__ = ["EmotionError", "TooLarge", "TrainingInterrupted", "first_line", "user_errors_exit",
+           "quiet_library_warnings"]
 
 T = TypeVar("T")
 
@@ -18,6 +19,11 @@ class EmotionError(Exception):
     """A problem the user can fix: the message names the thing and what to do."""
 
     exit_code = 2
+
+
+class TooLarge(EmotionError):
+    """An input over a size limit (an image's pixels or sides, a possible decompression bomb): the
+    service answers it with 413, other user errors with 400."""
 
 
 class TrainingInterrupted(EmotionError):

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
+from emotion.service.app import QUERY_OPTIONS
 from emotion.service.process import ServerProcess
 from tests.conftest import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
 
@@ -63,12 +64,15 @@ def test_query_options_crops_and_refusals(server):
                         ("faces_are_crops=maybe", "faces_are_crops")):
         r = httpx.post(f"{url}?{query}", content=face, timeout=30)
         assert r.status_code == 400 and word in r.json()["error"], (query, r.text)
+        assert r.json()["error"].count("\n") == 0  # one line, not FastAPI's list of validation errors
     assert httpx.get(server.url + "/nowhere").json()["error"].startswith("no such page")
     assert httpx.get(url).status_code == 405
     health = httpx.get(server.url + "/health").json()
     assert health["status"] == "ok" and health["model"]["checkpoint"] == "bundled"
     assert "POST /predict" in httpx.get(server.url + "/docs").text
-    assert "/predict" in httpx.get(server.url + "/openapi.json").json()["paths"]
+    spec = httpx.get(server.url + "/openapi.json").json()
+    # The query options are typed parameters, so the schema lists them (#32).
+    assert {p["name"] for p in spec["paths"]["/predict"]["post"]["parameters"]} == set(QUERY_OPTIONS)
 
 
 def test_bad_uploads_are_refused_and_leave_memory_bounded(tmp_path):

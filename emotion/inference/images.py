@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from emotion.data.preprocess import DECODE_ERRORS, MAX_SIDE, scale_to_u8, to_rgb, upright
-from emotion.errors import EmotionError, first_line
+from emotion.errors import EmotionError, TooLarge, first_line
 
 __all__ = ["MAX_PIXELS", "MAX_SIDE", "ImageSource", "load_image"]
 
@@ -35,10 +35,10 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None, name: str) -> N
     if w < 1 or h < 1:  # nothing to detect in, and 0 × 0 would divide by zero downstream
         raise EmotionError(f"'{name}' is {w}×{h}: an image without pixels.")
     if max_pixels is not None and w * h > max_pixels:
-        raise EmotionError(f"'{name}' is {w}×{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP "
+        raise TooLarge(f"'{name}' is {w}×{h} = {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP "
                            "limit (refused as a possible decompression bomb); downscale it first.")
     if max_pixels is not None and max(w, h) > MAX_SIDE:
-        raise EmotionError(f"'{name}' is {w}×{h}, a side above the {MAX_SIDE} px limit (refused as a possible "
+        raise TooLarge(f"'{name}' is {w}×{h}, a side above the {MAX_SIDE} px limit (refused as a possible "
                            "decompression bomb); downscale it first.")
 
 
@@ -84,7 +84,7 @@ def _decode(fp, name: str, max_pixels: int | None, raw) -> Image.Image:
                 im.load()
                 return upright(im)
     except Image.DecompressionBombError as e:
-        raise EmotionError(f"'{name}' refused as a possible decompression bomb ({e}).") from None
+        raise TooLarge(f"'{name}' refused as a possible decompression bomb ({e}).") from None
     except UnidentifiedImageError:
         raise EmotionError(f"'{name}' is not an image (unrecognised format).") from None
     except PermissionError:

@@ -15,21 +15,22 @@ import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from email import policy
 from email.parser import BytesParser
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any, Iterator, Literal
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from emotion.errors import EmotionError
+from emotion.errors import EmotionError, TooLarge
 from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
-from emotion.models.tta import check_tta
 from emotion.service.batcher import FaceBatcher
 
 __all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
@@ -79,36 +80,34 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _options(request: Request) -> dict[str, Any]:
-    """The query options, checked: ``min_face``, ``tta``, ``faces_are_crops``, ``crops``."""
-    q = request.query_params
-    unknown = sorted(set(q) - {"min_face", "tta", "faces_are_crops", "crops"})
+#: The query options of ``POST /predict``; any other is refused (a typo would otherwise pass silently).
+QUERY_OPTIONS = ("min_face", "tta", "faces_are_crops", "crops")
+
+
+def predict_options(
+    request: Request,
+    min_face: str | None = Query(None, description=f"smallest face searched for: px ({MTCNN_MIN_FACE} to 4096) "
+                                                   "or auto (the server's default search)"),
+    tta: Literal["none", "flip", "tencrop"] | None = Query(None, description="test-time augmentation "
+                                                                             "(default: the server's)"),
+    faces_are_crops: bool | None = Query(None, description="the image is one face, cropped: skip detection"),
+    crops: bool = Query(False, description="also return each face's 48×48 crop as a base64 PNG"),
+) -> dict[str, Any]:
+    """The query options, typed (so ``/openapi.json`` lists them) and checked."""
+    unknown = sorted(set(request.query_params) - set(QUERY_OPTIONS))
     if unknown:
-        raise Refused(400, f"unknown query option {unknown[0]!r}; use min_face, tta, faces_are_crops or crops.")
-    opts: dict[str, Any] = {"min_face": "own", "tta": None, "faces_are_crops": None, "crops": False}
-    if "min_face" in q:
-        raw = q["min_face"]
-        if raw == "auto":
-            opts["min_face"] = None
-        else:
-            try:
-                opts["min_face"] = int(raw)
-            except ValueError:
-                raise Refused(400, f"min_face={raw!r}: give px (an integer of at least {MTCNN_MIN_FACE}) "
-                                   "or 'auto'.") from None
-            if not MTCNN_MIN_FACE <= opts["min_face"] <= 4096:
-                raise Refused(400, f"min_face={raw}: must be between {MTCNN_MIN_FACE} and 4096 px, or 'auto'.")
-    if "tta" in q:
+        raise Refused(400, f"unknown query option {unknown[0]!r}; use {', '.join(QUERY_OPTIONS)}.")
+    opts: dict[str, Any] = {"min_face": "own", "tta": tta, "faces_are_crops": faces_are_crops, "crops": crops}
+    if min_face == "auto":
+        opts["min_face"] = None
+    elif min_face is not None:
         try:
-            opts["tta"] = check_tta(q["tta"])
-        except EmotionError as e:
-            raise Refused(400, str(e)) from None
-    for flag in ("faces_are_crops", "crops"):
-        if flag in q:
-            value = q[flag].lower()
-            if value not in ("true", "false", "1", "0", ""):
-                raise Refused(400, f"{flag}={q[flag]!r}: give true or false.")
-            opts[flag] = value in ("true", "1", "")
+            opts["min_face"] = int(min_face)
+        except ValueError:
+            raise Refused(400, f"min_face={min_face!r}: give px (an integer of at least {MTCNN_MIN_FACE}) "
+                               "or 'auto'.") from None
+        if not MTCNN_MIN_FACE <= opts["min_face"] <= 4096:
+            raise Refused(400, f"min_face={min_face}: must be between {MTCNN_MIN_FACE} and 4096 px, or 'auto'.")
     return opts
 
 
@@ -154,6 +153,13 @@ def _png_b64(face: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+@dataclass
+class _Slot:
+    """An admitted request; ``work`` is what holds its slot past the answer (see :meth:`_Service.admitted`)."""
+
+    work: asyncio.Future | None = None
+
+
 class _Service:
     """The predictor, its batcher and thread pool, and the admission count."""
 
@@ -177,9 +183,10 @@ class _Service:
         loop = asyncio.get_running_loop()
         try:
             size, det, faces = await loop.run_in_executor(self.pool, self.find_faces, data, opts)
-        except EmotionError as e:
-            status = 413 if "decompression bomb" in str(e) else 400  # too many pixels, or not an image
-            raise Refused(status, str(e)) from None
+        except TooLarge as e:  # too many pixels: a possible decompression bomb
+            raise Refused(413, str(e)) from None
+        except EmotionError as e:  # not an image, truncated, …
+            raise Refused(400, str(e)) from None
         tta = opts["tta"] or self.predictor.tta
         if self.limits.batching and self.pending > 1:
             probs = await asyncio.wrap_future(self.batcher.submit(faces, tta))
@@ -194,11 +201,33 @@ class _Service:
                 doc["crop_png"] = _png_b64(face.crop)
         return out
 
-    def release(self, task: asyncio.Future) -> None:
-        """Free the slot of a request whose client was already answered (it timed out)."""
+    @contextmanager
+    def admitted(self) -> Iterator[_Slot]:
+        """A slot for one request: 503 when ``max_pending`` are under way. The slot is freed on leaving,
+        or, for work still running (a timed-out request's, shielded), when that work ends, so the work
+        admitted stays bounded."""
+        if self.pending >= self.limits.max_pending:
+            raise Refused(503, f"the server is busy ({self.limits.max_pending} requests in progress); retry "
+                               "shortly.", {"Retry-After": "1"})
+        self.pending += 1
+        slot = _Slot()
+        try:
+            yield slot
+        finally:
+            if slot.work is None or slot.work.done():
+                self.pending -= 1
+            else:
+                slot.work.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Future) -> None:
         self.pending -= 1
         if not task.cancelled():
             task.exception()  # retrieved, so asyncio does not log it as lost
+
+    def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        """The one-line JSON refusal, counted for ``/health``."""
+        self.refused[status] = self.refused.get(status, 0) + 1
+        return _error(status, message, headers)
 
     def close(self) -> None:
         self.batcher.close()
@@ -218,10 +247,90 @@ def _docs_page(app: FastAPI) -> str:
             "</p><table>" + "".join(rows) + "</table>")
 
 
+def _service(request: Request) -> _Service:
+    return request.app.state.service
+
+
+router = APIRouter()
+
+
+@router.post("/predict", summary="Every face of an image and its expression",
+             description="The image as the raw body or the multipart field 'file'. Returns schema_version, size, "
+                         "faces (box, score, landmarks, label, probabilities over the model's classes) as "
+                         "predictions.json does.")
+async def predict(request: Request, opts: Annotated[dict[str, Any], Depends(predict_options)],
+                  service: Annotated[_Service, Depends(_service)]) -> Response:
+    limits = service.limits
+    start = time.perf_counter()
+    try:
+        with service.admitted() as slot:
+            data = _image_bytes(request.headers.get("content-type", ""),
+                                await _read_body(request, int(limits.max_body_mb * 1e6)))
+            slot.work = asyncio.ensure_future(service.predict(data, opts))
+            out = await asyncio.wait_for(asyncio.shield(slot.work), timeout=limits.timeout_s)
+    except Refused as e:
+        return service.refuse(e.status, e.message, e.headers)
+    except asyncio.TimeoutError:
+        return service.refuse(504, f"the image was not processed within {limits.timeout_s:g} s; send a smaller "
+                                   "one or retry.")
+    service.served += 1
+    out["time_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    return JSONResponse(out)
+
+
+@router.get("/health", summary="Liveness, the model and the load")
+async def health(service: Annotated[_Service, Depends(_service)]) -> dict[str, Any]:
+    described = service.predictor.describe()
+    return {"status": "ok", "schema_version": SCHEMA_VERSION, "model": described["model"],
+            "settings": described["settings"],
+            "limits": {**asdict(service.limits), "api_key": bool(service.limits.api_key)},
+            "pending": service.pending, "served": service.served,
+            "refused": {str(k): v for k, v in sorted(service.refused.items())},
+            "batching": service.batcher.stats()}
+
+
+_STATIC = files("emotion.service") / "static"
+#: What needs no API key: the liveness probe and the page (which asks for the key itself).
+OPEN_PATHS = ("/health", "/", "/app.js")
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse((_STATIC / "index.html").read_text())
+
+
+@router.get("/app.js", include_in_schema=False)
+async def script() -> Response:
+    return Response((_STATIC / "app.js").read_text(), media_type="text/javascript")
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    return HTMLResponse(_docs_page(request.app))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = {404: f"no such page: {request.url.path}; see /docs",
+               405: f"{request.method} is not allowed on {request.url.path}; see /docs"}.get(exc.status_code,
+                                                                                           str(exc.detail))
+    return _service(request).refuse(exc.status_code, message)
+
+
+async def _refused(request: Request, exc: Refused) -> JSONResponse:
+    """A refusal raised before the route runs (by a dependency: the query options)."""
+    return _service(request).refuse(exc.status, exc.message, exc.headers)
+
+
+async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A query option of the wrong type, as one line naming it (not FastAPI's 422 list)."""
+    first = exc.errors()[0]
+    name = str(first.get("loc", ("", "?"))[-1])
+    given = request.query_params.get(name)
+    return _service(request).refuse(400, f"{name}={given!r}: {first.get('msg', 'invalid')}.")
+
+
 def create_app(predictor: FaceEmotionPredictor, limits: Limits = Limits()) -> FastAPI:
     """The FastAPI app serving ``predictor`` within ``limits``."""
-    from contextlib import asynccontextmanager
-
     service = _Service(predictor, limits)
 
     @asynccontextmanager
@@ -230,82 +339,21 @@ def create_app(predictor: FaceEmotionPredictor, limits: Limits = Limits()) -> Fa
         service.close()
 
     app = FastAPI(title="emotion", version=str(SCHEMA_VERSION), docs_url=None, redoc_url=None, lifespan=lifespan,
-                  description="Every face in a photo and its expression (FER2013's seven classes).")
+                  description="Every face in a photo and its expression (this model's classes: "
+                              f"{', '.join(predictor.class_names)}).")
     app.state.service = service
-    static = files("emotion.service") / "static"
-
-    def refuse(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        service.refused[status] = service.refused.get(status, 0) + 1
-        return _error(status, message, headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = {404: f"no such page: {request.url.path}; see /docs",
-                   405: f"{request.method} is not allowed on {request.url.path}; see /docs"}.get(exc.status_code,
-                                                                                               str(exc.detail))
-        return refuse(exc.status_code, message)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _bad_query)
+    app.add_exception_handler(Refused, _refused)
 
     @app.middleware("http")
     async def api_key(request: Request, call_next):
         key = limits.api_key
-        if key and request.url.path not in ("/health", "/", "/app.js"):
+        if key and request.url.path not in OPEN_PATHS:
             given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), key.encode()):
-                return refuse(401, "missing or wrong API key: send it as the X-API-Key header.")
+                return service.refuse(401, "missing or wrong API key: send it as the X-API-Key header.")
         return await call_next(request)
 
-    @app.post("/predict", summary="Every face of an image and its expression",
-              description="The image as the raw body or the multipart field 'file'. Query: min_face (px or "
-                          "auto), tta (none|flip|tencrop), faces_are_crops, crops (each face's 48×48 PNG, "
-                          "base64). Returns schema_version, size, faces (box, score, landmarks, label, "
-                          "probabilities) as predictions.json does.")
-    async def predict(request: Request) -> Response:
-        if service.pending >= limits.max_pending:
-            return refuse(503, f"the server is busy ({limits.max_pending} requests in progress); retry shortly.",
-                          {"Retry-After": "1"})
-        service.pending += 1
-        start, task = time.perf_counter(), None
-        try:
-            opts = _options(request)
-            data = _image_bytes(request.headers.get("content-type", ""),
-                                await _read_body(request, int(limits.max_body_mb * 1e6)))
-            task = asyncio.ensure_future(service.predict(data, opts))
-            out = await asyncio.wait_for(asyncio.shield(task), timeout=limits.timeout_s)
-        except Refused as e:
-            return refuse(e.status, e.message, e.headers)
-        except asyncio.TimeoutError:
-            return refuse(504, f"the image was not processed within {limits.timeout_s:g} s; send a smaller one "
-                               "or retry.")
-        finally:
-            # A timed-out request's work goes on (it is shielded); its slot is free only when that ends,
-            # so the work admitted stays bounded.
-            if task is None or task.done():
-                service.pending -= 1
-            else:
-                task.add_done_callback(service.release)
-        service.served += 1
-        out["time_ms"] = round((time.perf_counter() - start) * 1000, 2)
-        return JSONResponse(out)
-
-    @app.get("/health", summary="Liveness, the model and the load")
-    async def health() -> dict[str, Any]:
-        described = predictor.describe()
-        return {"status": "ok", "schema_version": SCHEMA_VERSION, "model": described["model"],
-                "settings": described["settings"], "limits": {**asdict(limits), "api_key": bool(limits.api_key)},
-                "pending": service.pending, "served": service.served,
-                "refused": {str(k): v for k, v in sorted(service.refused.items())},
-                "batching": service.batcher.stats()}
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> HTMLResponse:
-        return HTMLResponse((static / "index.html").read_text())
-
-    @app.get("/app.js", include_in_schema=False)
-    async def script() -> Response:
-        return Response((static / "app.js").read_text(), media_type="text/javascript")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(_docs_page(app))
-
+    app.include_router(router)
     return app
