@@ -29,7 +29,7 @@ from emotion.models import predict_proba
 from emotion.training.cluster import requeued_checkpoint, shared_run_name
 from emotion.training.resume import LAST_CKPT
 from emotion.training.sweeps import job_dirs
-from tests.conftest import FAST, ROOT, compose_cfg, run_cli
+from tests.helpers import FAST, FAULTS, ROOT, compose_cfg, run_cli
 
 QUIET = ["logger=csv", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false", "data.num_workers=0"]
@@ -135,7 +135,7 @@ def test_a_requeued_slurm_job_goes_on_in_its_own_folder(tmp_path):
             "data=fer2013_sample", "data.batch_size=16", f"data.cache_dir={tmp_path / 'cache'}", *QUIET,
             f"hydra.run.dir={run}"]
     # The first start is stopped (SLURM's kill at the time limit) as the second epoch validates.
-    killed = subprocess.run([sys.executable, str(ROOT / "tests" / "faults.py"), "val", "1", "SIGKILL", "--",
+    killed = subprocess.run([sys.executable, str(FAULTS), "val", "1", "SIGKILL", "--",
                              *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert (run / LAST_CKPT).is_file() and not (run / "metrics.json").exists()

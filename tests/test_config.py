@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 
 from emotion.config import CONFIG_DIR
 from emotion.models import list_models
-from tests.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from emotion.models import list_models
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BATCHES = ("37", "1", "8")  # FER2013's last batch at batch size 64, the smallest, and an even one
 #: timm architectures through the same rule (`model=timm model.name=…`): a ResNet-D and a ConvNeXt stem.
@@ -18,7 +18,7 @@ TIMM = ["timm/resnet26d", "timm/convnext_atto"]
 
 
 def train_steps(model: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "tests/train_steps.py", model, *BATCHES, *extra], cwd=ROOT,
+    return subprocess.run([sys.executable, "tests/helpers/train_steps.py", model, *BATCHES, *extra], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -15,7 +15,7 @@ from emotion.data.cache import cache_path, load_or_build
 from emotion.data.datamodule import stratified_split
 from emotion.data.sources import locate_source, read_source
 from emotion.errors import EmotionError
-from tests.conftest import SAMPLE_ROOT, write_ck_style
+from tests.helpers import SAMPLE_ROOT, write_ck_style
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ from emotion.config.rules import TRAIN_RULES, ConfigError, check_config
 from emotion.data.datamodule import FER2013DataModule
 from emotion.data.soft_labels import faces_fingerprint, load_soft_labels, save_soft_labels
 from emotion.errors import EmotionError
-from tests.conftest import ROOT, SAMPLE_ROOT, compose_cfg, quick_overrides
+from tests.helpers import ROOT, SAMPLE_ROOT, compose_cfg, quick_overrides
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from tests.conftest import ROOT, SAMPLE_ROOT
+from tests.helpers import ROOT, SAMPLE_ROOT
 
 sys.path.insert(0, str(ROOT / "experiments"))
 from ensemble_select import greedy  # noqa: E402

@@ -8,7 +8,7 @@ import torch
 
 from emotion.checkpoint import load_model
 from emotion.training.calibration import expected_calibration_error, fit_temperature
-from tests.conftest import SAMPLE_ROOT, run_cli
+from tests.helpers import SAMPLE_ROOT, run_cli
 
 
 def test_fit_temperature_recovers_a_known_one():

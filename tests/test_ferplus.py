@@ -15,7 +15,7 @@ from emotion.data import ferplus as fp
 from emotion.data.datamodule import FER2013DataModule, FERPlusDataModule
 from emotion.errors import EmotionError
 from emotion.reporting.agreement import crowd_agreement
-from tests.conftest import (
+from tests.helpers import (
     ROOT,
     SAMPLE_ROOT,
     SHARED,

@@ -23,18 +23,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from emotion.config import ASSETS_DIR
 from emotion.data.classes import CLASS_NAMES, SPLITS, USAGE_TO_SPLIT
 from emotion.data.sources import RawFER, locate_source, read_csv, read_source
 from emotion.errors import EmotionError
 from emotion.inference.images import MAX_PIXELS, MAX_SIDE, load_image
 from emotion.predict import main
-from tests.conftest import ROOT, SAMPLE_ROOT, png_header
+from tests.helpers import ROOT, SAMPLE_ROOT, needs_bundled, png_header
 
 FACES = sorted(SAMPLE_ROOT.rglob("*.jpg"))
-needs_bundled = pytest.mark.skipif(not (ASSETS_DIR / "default_model" / "model.json").is_file(),
-                                   reason="no bundled model in emotion/assets/default_model")
-
 # Broken files make PIL warn (corrupt EXIF, odd TIFF tags) and odd arrays make numpy warn (NaN casts):
 # noise here, the property under test is what is raised.
 pytestmark = [pytest.mark.usefixtures("one_cpu_thread"), pytest.mark.filterwarnings("ignore::UserWarning"),

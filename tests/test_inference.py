@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion.checkpoint import DEFAULT_MODEL, export_model, load_model
+from emotion.checkpoint import export_model, load_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.errors import EmotionError
 from emotion.inference import FaceEmotionPredictor, FaceResult, ImageResult, crop_face, eye_angle, load_image
-from tests.conftest import (
+from tests.helpers import (
     ROOT,
     SAMPLE_PHOTO,
     SHARED_FER,
     SHARED_PHOTOS,
+    needs_bundled,
     needs_shared_fer,
     needs_shared_photos,
     png_header,
@@ -356,9 +357,6 @@ def test_bad_arrays_and_types(predictor, tmp_path):
 
 
 # -- the bundled model ---------------------------------------------------------------------
-needs_bundled = pytest.mark.skipif(not (DEFAULT_MODEL / "model.json").is_file(),
-                                   reason="no bundled model in emotion/assets/default_model")
-
 
 @needs_bundled
 def test_bundled_model_predicts():

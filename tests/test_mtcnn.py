@@ -14,7 +14,7 @@ from emotion.config import ASSETS_DIR
 from emotion.inference import MTCNN_MIN_FACE, FaceDetector
 from emotion.inference.mtcnn import MTCNN, area_resample, integral_image
 from experiments.detection_check import CANVAS_SIZES, Before, check, load_faces, make_canvas
-from tests.conftest import SAMPLE_PHOTO
+from tests.helpers import SAMPLE_PHOTO
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 

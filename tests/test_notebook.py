@@ -7,7 +7,7 @@ import json
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT, SAMPLE_ROOT
+from tests.helpers import ROOT, SAMPLE_ROOT
 
 NOTEBOOK = ROOT / "experiments" / "notebooks" / "quickstart.ipynb"
 PHOTO = ROOT / "tests" / "assets" / "sample_faces.jpg"

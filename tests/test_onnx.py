@@ -12,7 +12,7 @@ from emotion.checkpoint import load_model
 from emotion.data import FER2013DataModule, to_model_input
 from emotion.inference import FaceEmotionPredictor, OnnxClassifier, load_classifier
 from emotion.models import predict_proba
-from tests.conftest import SAMPLE_PHOTO, SAMPLE_ROOT, run_cli
+from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT, run_cli
 
 pytest.importorskip("onnxruntime")
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +18,12 @@ from emotion.data.preprocess import to_fer_face
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.inference.inputs import collect_inputs
 from emotion.predict import main
-from tests.conftest import ROOT, SAMPLE_PHOTO, SAMPLE_ROOT
+from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT, run_cli
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def predict_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # One intra-op thread: MTCNN's small convolutions gain nothing from more on a busy 2-core box.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "emotion.predict", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_cli("emotion.predict", *args, cwd=cwd, timeout=300, env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,7 @@ def test_folder_with_corrupt_file_end_to_end(exported, tmp_path):
     make_video(photos / "clip.avi")
     out = tmp_path / "out"
 
-    proc = run_cli("photos", "missing.jpg", "--checkpoint", str(exported), "--out", str(out),
+    proc = predict_cli("photos", "missing.jpg", "--checkpoint", str(exported), "--out", str(out),
                    "--every", "3", "--annotate-video", "--device", "cpu", cwd=tmp_path)
 
     assert proc.returncode == 1, proc.stderr

@@ -14,14 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from emotion.config import ASSETS_DIR
 from emotion.data.classes import CLASS_NAMES
-from tests.conftest import ROOT, SAMPLE_ROOT, png_header
+from tests.helpers import ROOT, SAMPLE_ROOT, needs_bundled, png_header
 
 FACES = sorted(SAMPLE_ROOT.rglob("*.jpg"))  # 420 real 48×48 FER2013 faces
-
-needs_bundled = pytest.mark.skipif(not (ASSETS_DIR / "default_model" / "model.json").is_file(),
-                                   reason="no bundled model in emotion/assets/default_model")
 
 
 def make_folder(root: Path, n_good: int) -> tuple[list[Path], list[Path]]:

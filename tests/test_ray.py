@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from emotion.predict import main
-from tests.conftest import SAMPLE_PHOTO, SAMPLE_ROOT
+from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'emotion[ray]'; make install brings it)")
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")

@@ -14,7 +14,7 @@ from emotion.evaluate import evaluate
 from emotion.report import main, write_report
 from emotion.reporting.table import COLUMNS
 from emotion.train import train
-from tests.conftest import MINI_XCEPTION_PARAMS, compose_cfg, quick_overrides, run_cli
+from tests.helpers import MINI_XCEPTION_PARAMS, compose_cfg, quick_overrides, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import torch
 
 from emotion.training.resume import find_interrupted_run, job_overrides, wants_resume
 from emotion.training.wandb_logger import previous_wandb_id
-from tests.conftest import ROOT, survivors
+from tests.helpers import FAULTS, ROOT, survivors
 
 # Three epochs of 9 steps (280 training faces, batch 32), with prefetching workers, dropout and
 # mixup: everything random that could go different after a restart.
@@ -38,7 +38,7 @@ def train_cli(tmp: Path, *args: str, fault: tuple[str, int, str] | None = None) 
     Output goes to files, not pipes: a surviving worker would hold a pipe open, and the test would
     wait for an end of file that never comes instead of failing.
     """
-    head = [sys.executable, str(ROOT / "tests" / "faults.py"), *map(str, fault), "--"] if fault else \
+    head = [sys.executable, str(FAULTS), *map(str, fault), "--"] if fault else \
         [sys.executable, "-m", "emotion.train"]
     cmd = [*head, *RUN, f"paths.log_dir={tmp / 'outputs'}", *args]
     n = len(list(tmp.glob("stdout_*.txt")))

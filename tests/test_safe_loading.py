@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from emotion.checkpoint import read_checkpoint
 from emotion.errors import EmotionError
 from emotion.io import atomic_path
 from emotion.training.resume import AtomicCheckpointIO
-from tests.conftest import ROOT
+from tests.helpers import ROOT, run_cli
 
 
 class _Payload:
@@ -55,9 +54,7 @@ def test_api_refuses_code_in_checkpoints(evil_checkpoint):
 
 
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return run_cli(module, *args, cwd=cwd, timeout=300)
 
 
 @pytest.mark.slow  # five CLI processes; the loaders' own refusal is in the default suite

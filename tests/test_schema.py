@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from emotion.config.rules import EVAL_RULES, TRAIN_RULES, ConfigError, check_config
-from tests.conftest import CONFIG_DIR, ROOT, compose_cfg
+from tests.helpers import CONFIG_DIR, ROOT, compose_cfg
 
 # key -> a value its rule refuses (as typed on the command line)
 BAD = {

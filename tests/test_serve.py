@@ -21,7 +21,7 @@ from PIL import Image
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.service.app import QUERY_OPTIONS
 from emotion.service.process import ServerProcess
-from tests.conftest import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
+from tests.helpers import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
 
 GROUP = SHARED_PHOTOS / "group_of_six.jpg"
 ARTIFACTS = ROOT / "outputs" / "test_artifacts"

@@ -11,7 +11,7 @@ from emotion import load_model
 from emotion.config.rules import TRAIN_RULES, ConfigError, check_config
 from emotion.train import train
 from emotion.training.module import EmotionClassifier
-from tests.conftest import compose_cfg, quick_overrides
+from tests.helpers import compose_cfg, quick_overrides
 
 
 class _Trainer:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from emotion.config import CONFIG_DIR
 from emotion.report import write_report
 from emotion.training.sweeps import job_dirs
-from tests.conftest import FAST, ROOT, compose_cfg, run_cli, wandb_records
+from tests.helpers import FAST, FAULTS, ROOT, compose_cfg, run_cli, wandb_records
 
 OPTUNA_CONF = CONFIG_DIR / "hparams_search" / "fer_optuna.yaml"
 WANDB_SWEEP = ROOT / "experiments" / "sweeps" / "fer_bayes.yaml"
@@ -80,7 +80,7 @@ def test_optuna_study_persists_and_resumes_after_the_sweep_is_killed(tmp_path):
     args = ["-m", "hparams_search=fer_optuna", "hydra.sweeper.n_trials=3", "model=mini_xception", "logger=csv",
             *FAST, f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
     # The second trial kills the whole sweep (the basic launcher runs trials in its own process).
-    killed = subprocess.run([sys.executable, str(ROOT / "tests" / "faults.py"), "trial", "1", "SIGKILL", "--",
+    killed = subprocess.run([sys.executable, str(FAULTS), "trial", "1", "SIGKILL", "--",
                              *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-3000:]
     storage = f"sqlite:///{sweep}/optuna.db"

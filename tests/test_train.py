@@ -14,7 +14,7 @@ from emotion.data import CLASS_NAMES
 from emotion.device import cpu_has_native_bf16
 from emotion.models import list_models, predict_proba
 from emotion.train import train
-from tests.conftest import (
+from tests.helpers import (
     MINI_XCEPTION_PARAMS,
     ROOT,
     SHARED_FER,

@@ -21,7 +21,7 @@ from emotion.inference import FaceEmotionPredictor
 from emotion.inference.tracks import EmaSmoother, TrackLog
 from emotion.predict import main
 from experiments import tracking_check as tc
-from tests.conftest import ROOT
+from tests.helpers import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +126,7 @@ def test_video_result_as_dataframe_matches_the_csv(videos, predictor, tmp_path):
 
 
 def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "emotion.predict", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return run_cli("emotion.predict", *args, timeout=timeout)
 
 
 def test_bad_videos_one_line_each_the_rest_processed(videos, tmp_path):

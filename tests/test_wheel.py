@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS
+from tests.helpers import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS
 
 PIP_ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 PIP_ENV.pop("PIP_FIND_LINKS", None)

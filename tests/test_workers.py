@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_ROOT, survivors
+from tests.helpers import ROOT, SAMPLE_ROOT, survivors
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 

@@ -1,6 +1,6 @@
 """Run ``python -m emotion.train`` with a fault injected, the command line left as the user typed it.
 
-    python tests/faults.py WHERE AT SIGNAL -- [train overrides]
+    python tests/helpers/faults.py WHERE AT SIGNAL -- [train overrides]
 
 WHERE is ``train`` (AT: a global step, before that batch), ``val`` (AT: an epoch, at its first
 validation batch), ``test`` (the PrivateTest pass after training; AT is ignored) or ``trial``

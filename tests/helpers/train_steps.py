@@ -2,7 +2,7 @@
 choose on this machine's CPU; run in a subprocess by ``test_crash_canary.py`` so that a crash in
 oneDNN fails one case with its exit code instead of killing pytest.
 
-    python tests/train_steps.py MODEL BATCH [BATCH ...] [--force-channels-last]
+    python tests/helpers/train_steps.py MODEL BATCH [BATCH ...] [--force-channels-last]
 """
 
 from __future__ import annotations
