@@ -6,7 +6,7 @@ Per image a table and an annotated PNG in ``--out``; per video every N-th frame 
 an annotated copy). Results go to ``predictions.json`` (``.csv``/``.parquet``: a row per face, with
 ``errors.json``), atomically. An unreadable file is one line, the others are still processed; exit 1
 then (2 usage errors, 130 interrupted, else 0; no face found is not an error). The work itself is
-:class:`emotion.inference.session.PredictSession`'s (or, with ``--engine ray``, Ray Data's).
+:class:`emotion.inference.drivers.session.PredictSession`'s (or, with ``--engine ray``, Ray Data's).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Sequence
 
 from emotion.errors import EmotionError
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
-from emotion.inference.inputs import collect_inputs
-from emotion.inference.session import FORMATS, PredictSession
+from emotion.inference.drivers.inputs import collect_inputs
+from emotion.inference.drivers.session import FORMATS, PredictSession
 from emotion.inference.video import DETECT_EVERY
 from emotion.models.tta import TTA_MODES
 
@@ -117,7 +117,7 @@ def _predictor(args: argparse.Namespace) -> FaceEmotionPredictor:
 
 
 def _run_ray(args: argparse.Namespace) -> int:
-    from emotion.inference.ray_engine import run_ray, summarize
+    from emotion.inference.drivers.ray_engine import run_ray, summarize
 
     out = run_ray(args.paths, Path(args.out) / "predictions.parquet", checkpoint=args.checkpoint,
                   address=args.address, workers=max(1, args.workers), options=_options(args))

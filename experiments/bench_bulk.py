@@ -3,7 +3,7 @@ own batched time per face, in one run.
 
 Crops: a FER2013 class folder (``--crops``, default PrivateTest+PublicTest happy, 1,774 faces) with
 ``faces_are_crops``. Photos: ``--photos`` copies of the shared group photo and of the sample photo
-(detection, six faces each). Each path runs a :class:`~emotion.inference.session.PredictSession`
+(detection, six faces each). Each path runs a :class:`~emotion.inference.drivers.session.PredictSession`
 with no annotation, as ``emotion.predict --no-annotate -q`` does once started: ``per-image`` one
 image at a time (the path before the bulk pipeline), ``bulk`` with ``--workers`` processes. The
 results of the two are compared face for face. Writes ``experiments/results/bench_bulk.{json,md}``.
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emotion.inference import FaceEmotionPredictor, load_image  # noqa: E402
-from emotion.inference.inputs import collect_inputs  # noqa: E402
-from emotion.inference.session import PredictSession  # noqa: E402
+from emotion.inference.drivers.inputs import collect_inputs  # noqa: E402
+from emotion.inference.drivers.session import PredictSession  # noqa: E402
 from emotion.io import write_results  # noqa: E402
 
 SHARED = ROOT.parent / "shared"

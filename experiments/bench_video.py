@@ -69,8 +69,8 @@ def make_pan_video(photo: Path, path: Path, frames: int = 100, size: tuple[int, 
 
 
 def run_ours(predictor, video: Path, out: Path, **options) -> dict:
-    from emotion.inference.inputs import collect_inputs
-    from emotion.inference.session import PredictSession
+    from emotion.inference.drivers.inputs import collect_inputs
+    from emotion.inference.drivers.session import PredictSession
 
     jobs, _ = collect_inputs([str(video)])
     session = PredictSession(predictor, out, say=lambda text, err=False: None, **options)
@@ -122,7 +122,7 @@ def main() -> None:
 
     from emotion.device import device_name
     from emotion.inference import FaceEmotionPredictor
-    from emotion.inference.detect import DETECT_MAX_SIDE
+    from emotion.inference.detection.detector import DETECT_MAX_SIDE
     from emotion.io import write_results
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -36,7 +36,7 @@ from PIL import Image
 from emotion.config import ASSETS_DIR
 from emotion.data.preprocess import IMAGE_SUFFIXES
 from emotion.inference import FaceDetector, load_image
-from emotion.inference.detect import Detections
+from emotion.inference.detection.detector import Detections
 from emotion.io import write_results
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ take PublicTest (val) faces, upscale each and pad it with replicated edges (so t
 than the original frame are possible, as in a real photo), run the predictor's own detector, crop
 with a grid of margins (with and without eye alignment) through the predictor's own crop and
 preprocessing, classify, and record the accuracy per margin. The best margin (see
-:func:`select_margin`) becomes ``emotion.inference.crop.DEFAULT_MARGIN``.
+:func:`select_margin`) becomes ``emotion.inference.detection.crop.DEFAULT_MARGIN``.
 
 Usage::
 

@@ -53,7 +53,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle():
     graph = _graph()
-    assert len(graph) > 50 and "emotion.inference.detections" in graph["emotion.inference.mtcnn"]
+    assert len(graph) > 50 and "emotion.inference.detection.detections" in graph["emotion.inference.detection.mtcnn"]
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 

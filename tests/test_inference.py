@@ -434,8 +434,8 @@ def test_one_image_path_for_the_dataset_reader_and_the_predictor(tmp_path):
 def test_bulk_pipeline_gives_the_per_image_results_face_for_face(tmp_path):
     """#25: decoding and detection in worker processes, faces of many images in one batch, the same
     faces, boxes and labels as one image at a time (probabilities up to the batch's rounding)."""
-    from emotion.inference.bulk import iter_bulk_results
-    from emotion.inference.inputs import collect_inputs
+    from emotion.inference.drivers.bulk import iter_bulk_results
+    from emotion.inference.drivers.inputs import collect_inputs
 
     (tmp_path / "broken.jpg").write_bytes(SAMPLE_PHOTO.read_bytes()[:3000])
     for i, size in enumerate(((500, 350), (900, 620))):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from emotion.config import ASSETS_DIR
 from emotion.inference import MTCNN_MIN_FACE, FaceDetector
-from emotion.inference.mtcnn import MTCNN, area_resample, integral_image
+from emotion.inference.detection.mtcnn import MTCNN, area_resample, integral_image
 from experiments.detection_check import CANVAS_SIZES, Before, check, load_faces, make_canvas
 from tests.helpers import SAMPLE_PHOTO
 
@@ -115,7 +115,7 @@ def test_shipped_nets_are_facenets_own_tensor_for_tensor():
     """emotion/assets/mtcnn holds facenet-pytorch's weights (so a plain pip install detects faces
     without it); the reference package, where installed (make install), has the very same tensors."""
     facenet = pytest.importorskip("facenet_pytorch.models.mtcnn", reason="facenet-pytorch is not installed")
-    from emotion.inference.mtcnn_nets import load_nets
+    from emotion.inference.detection.mtcnn_nets import load_nets
 
     for ours, theirs in zip(load_nets(), (facenet.PNet(), facenet.RNet(), facenet.ONet())):
         a, b = ours.state_dict(), theirs.state_dict()

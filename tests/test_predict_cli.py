@@ -16,7 +16,7 @@ from emotion.checkpoint import export_model
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import to_fer_face
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
-from emotion.inference.inputs import collect_inputs
+from emotion.inference.drivers.inputs import collect_inputs
 from emotion.predict import main
 from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT, run_cli
 

@@ -18,7 +18,7 @@ import pytest
 
 from emotion.data.classes import CLASS_NAMES
 from emotion.inference import FaceEmotionPredictor
-from emotion.inference.tracks import EmaSmoother, TrackLog
+from emotion.inference.video.summaries import EmaSmoother, TrackLog
 from emotion.predict import main
 from experiments import tracking_check as tc
 from tests.helpers import ROOT, run_cli
@@ -209,7 +209,7 @@ def test_live_stream_interrupted_keeps_complete_files(videos, tmp_path):
 
 def test_ctrl_c_inside_a_frames_bookkeeping_waits_for_it():
     """A Ctrl-C between a frame's results row and its streamed row is held until both are written."""
-    from emotion.inference.session import _ctrl_c_deferred
+    from emotion.inference.drivers.session import _ctrl_c_deferred
 
     done = []
     with pytest.raises(KeyboardInterrupt):

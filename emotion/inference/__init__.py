@@ -10,9 +10,9 @@
     video.to_pandas(), video.tracks_pandas()    # a row per face per frame; a row per track
 """
 
-from emotion.inference.crop import DEFAULT_MARGIN, crop_face, eye_angle
-from emotion.inference.detect import MTCNN_MIN_FACE, Detections, FaceDetector
-from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from emotion.inference.detection.crop import DEFAULT_MARGIN, crop_face, eye_angle
+from emotion.inference.detection.detector import MTCNN_MIN_FACE, Detections, FaceDetector
+from emotion.inference.drivers.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from emotion.inference.images import MAX_PIXELS, load_image
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import SCHEMA_VERSION, FaceResult, ImageResult

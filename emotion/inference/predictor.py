@@ -14,8 +14,8 @@ from emotion.checkpoint import BUNDLED_MODELS, model_source
 from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
 from emotion.device import native_bf16
-from emotion.inference.crop import DEFAULT_MARGIN, crop_face
-from emotion.inference.detect import DETECT_MAX_SIDE, Detections, FaceDetector
+from emotion.inference.detection.crop import DEFAULT_MARGIN, crop_face
+from emotion.inference.detection.detector import DETECT_MAX_SIDE, Detections, FaceDetector
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
 from emotion.inference.runtime import load_classifier
@@ -60,7 +60,7 @@ class FaceEmotionPredictor:
         tta: test-time augmentation of each face: ``none``, ``flip`` (with its mirror image) or
             ``tencrop``; ``True`` means ``flip``.
         min_face: smallest face searched for and kept, in pixels (box's longer side); ``None``:
-            :meth:`~emotion.inference.detect.FaceDetector.min_face_for` each photo (20 searches all).
+            :meth:`~emotion.inference.detection.detector.FaceDetector.min_face_for` each photo (20 searches all).
         min_score: ignore detections less certain than this.
         detect_max_side: search for faces on a copy of the photo downscaled to this longest side.
         max_pixels: refuse images larger than this (decompression-bomb guard; ``None``: no limit).
@@ -230,7 +230,7 @@ class FaceEmotionPredictor:
 
     def annotate(self, image: ImageSource, result: ImageResult) -> Image.Image:
         """A figure: boxes and labels on the photo, beside it each 48×48 face with its probabilities."""
-        from emotion.inference.annotate import draw_figure
+        from emotion.inference.outputs.annotate import draw_figure
 
         rgb, _ = load_image(image, max_pixels=self.max_pixels)
         return draw_figure(rgb, result, self.class_names)

@@ -33,7 +33,7 @@ class FaceResult:
         probabilities: class name → probability (sums to 1).
         crop: the 48×48 grayscale uint8 face the classifier saw (not part of the JSON).
         track: in a video, the face's track id, the same for one person across frames
-            (:data:`~emotion.inference.tracking.NO_TRACK` until the tracker confirms it); ``None``
+            (:data:`~emotion.inference.video.tracker.NO_TRACK` until the tracker confirms it); ``None``
             for a photo.
         detected: in a video, whether the detector found the face in this frame (``False``: the
             box was carried from the track's last detections).

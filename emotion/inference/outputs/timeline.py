@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.inference.annotate import class_color
-from emotion.inference.tracks import TrackLog
+from emotion.inference.outputs.annotate import class_color
+from emotion.inference.video.summaries import TrackLog
 
 __all__ = ["plot_timeline", "MAX_TIMELINE_TRACKS"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from emotion.errors import EmotionError, unexpected_failure
+from emotion.inference.drivers.inputs import Job
 from emotion.inference.images import load_image
-from emotion.inference.inputs import Job
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
 from emotion.inference.video import DETECT_EVERY, VIDEO_DETECT_MAX_SIDE
@@ -92,9 +92,9 @@ class PredictSession:
     def run_all(self, jobs: Sequence[Job], quiet: bool = False, workers: int = 2,
                 done: Callable[[], None] | None = None) -> None:
         """Predict every job in order; each run of consecutive images goes through the bulk pipeline
-        (:func:`~emotion.inference.bulk.iter_bulk_results`: ``workers`` decoding/detection
+        (:func:`~emotion.inference.drivers.bulk.iter_bulk_results`: ``workers`` decoding/detection
         processes, faces of many images in one classifier batch). ``done()`` is called per job."""
-        from emotion.inference.bulk import iter_bulk_results
+        from emotion.inference.drivers.bulk import iter_bulk_results
 
         done = done or (lambda: None)
         i = 0
@@ -140,9 +140,10 @@ class PredictSession:
         ``<name>_timeline.png`` and, if asked, ``<name>_annotated.mp4``. Frames analysed before a
         decoding error or a Ctrl-C are kept in those files (then the error, or the interrupt, is
         raised); a live source also streams its rows to ``<name>_frames.csv`` as they come."""
-        from emotion.inference.timeline import plot_timeline
-        from emotion.inference.tracks import TrackLog, write_tracks_csv
-        from emotion.inference.video import VideoWriter, iter_video_results, probe_video
+        from emotion.inference.outputs.timeline import plot_timeline
+        from emotion.inference.outputs.video_sink import VideoWriter
+        from emotion.inference.video import iter_video_results, probe_video
+        from emotion.inference.video.summaries import TrackLog, write_tracks_csv
         from emotion.io import atomic_path
 
         names = self.predictor.class_names
@@ -212,7 +213,7 @@ class PredictSession:
     def write(self, format: str = "json") -> Path:
         """The results file (``predictions.json``, or ``predictions.csv``/``.parquet`` with ``errors.json``),
         atomically."""
-        from emotion.inference.writers import results_document, write_csv, write_parquet
+        from emotion.inference.outputs.writers import results_document, write_csv, write_parquet
         from emotion.io import write_json
 
         if format in ("csv", "parquet"):
@@ -253,7 +254,7 @@ class _RowStream:
         import csv
         import io
 
-        from emotion.inference.writers import csv_header
+        from emotion.inference.outputs.writers import csv_header
 
         self._csv, self._io, self.class_names = csv, io, list(class_names)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +268,7 @@ class _RowStream:
         self.fh.flush()
 
     def write(self, result: dict[str, Any]) -> None:
-        from emotion.inference.writers import csv_rows
+        from emotion.inference.outputs.writers import csv_rows
 
         self._write(csv_rows([result], self.class_names))
 
@@ -289,7 +290,7 @@ class _Window:
             return
         import cv2
 
-        from emotion.inference.annotate import draw_tracks_bgr
+        from emotion.inference.outputs.annotate import draw_tracks_bgr
 
         try:
             cv2.imshow(self.title, draw_tracks_bgr(bgr.copy(), result))

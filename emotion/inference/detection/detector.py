@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from emotion.inference.detections import Detections
+from emotion.inference.detection.detections import Detections
 
 __all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "AUTO_MIN_FACE_FRACTION",
            "AUTO_MIN_FACE_RANGE"]
@@ -43,7 +43,7 @@ class FaceDetector:
                  max_side: int = DETECT_MAX_SIDE) -> None:
         # Imported here, not at the top, so that importing emotion.inference does not import torchvision
         # (MTCNN's NMS) for code that never detects; there is no import cycle (Detections has its own module).
-        from emotion.inference.mtcnn import MTCNN
+        from emotion.inference.detection.mtcnn import MTCNN
 
         self.device = torch.device(device)
         self.min_face = None if min_face is None else float(min_face)

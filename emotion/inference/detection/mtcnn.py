@@ -6,7 +6,7 @@ per photo, most of its time. Area resampling averages the pixels of integer-boun
 (``adaptive_avg_pool2d``), so a bin's mean is four look-ups in the photo's summed-area table,
 and every level and every window, of every candidate at once, comes from the same table. The
 nets, weights, thresholds, pyramid, box arithmetic and NMS are facenet's own (carried in
-:mod:`emotion.inference.mtcnn_nets`); the results differ
+:mod:`emotion.inference.detection.mtcnn_nets`); the results differ
 from ``MTCNN.detect`` by float rounding only (``tests/test_mtcnn.py`` compares the two, and
 ``experiments/detection_check.py`` on labelled composites).
 """
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
-from emotion.inference.detections import Detections
-from emotion.inference.mtcnn_nets import batched_nms_numpy, bbreg, generateBoundingBox, load_nets, pad, rerec
+from emotion.inference.detection.detections import Detections
+from emotion.inference.detection.mtcnn_nets import batched_nms_numpy, bbreg, generateBoundingBox, load_nets, pad, rerec
 
 __all__ = ["MTCNN", "integral_image", "area_resample"]
 

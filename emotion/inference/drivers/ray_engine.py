@@ -3,7 +3,7 @@
 read paths → decode, detect and crop (an actor pool, one predictor per actor) → classify (an actor
 pool, batches of many images' faces) → one row per face with the CSV's columns, written as Parquet.
 Both stages are :class:`FaceEmotionPredictor`'s own steps (``find_faces``, then ``classify`` and
-``result``), and the rows are :func:`~emotion.inference.writers.csv_rows`' rows: the same results
+``result``), and the rows are :func:`~emotion.inference.outputs.writers.csv_rows`' rows: the same results
 as the local engine, face for face. A file that cannot be read becomes a row with an ``error``; the
 job goes on.
 
@@ -34,7 +34,7 @@ def read_paths(inputs: Sequence[str]) -> list[str]:
     Raises:
         EmotionError: an input that does not exist, or a table without a ``path`` column.
     """
-    from emotion.inference.inputs import collect_inputs
+    from emotion.inference.drivers.inputs import collect_inputs
 
     paths: list[str] = []
     for arg in inputs:
@@ -107,8 +107,8 @@ class _Classify:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         from emotion.data.preprocess import FER_SIZE
-        from emotion.inference.detect import Detections
-        from emotion.inference.writers import csv_header, csv_rows
+        from emotion.inference.detection.detector import Detections
+        from emotion.inference.outputs.writers import csv_header, csv_rows
 
         names = self.predictor.class_names
         header = csv_header(names)

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 from emotion.errors import EmotionError, unexpected_failure
-from emotion.inference.detect import Detections
+from emotion.inference.detection.detector import Detections
+from emotion.inference.drivers.inputs import Job
 from emotion.inference.images import load_image
-from emotion.inference.inputs import Job
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emotion.inference.detect import Detections
+from emotion.inference.detection.detector import Detections
 
 __all__ = ["FaceTracker", "NO_TRACK"]
 

@@ -13,7 +13,7 @@ __all__ = ["Detections"]
 @dataclass(frozen=True)
 class Detections:
     """Faces found in one image, in its pixels (boxes are not clipped), most confident first from
-    :class:`~emotion.inference.mtcnn.MTCNN`; float32 there, float64 from :class:`FaceDetector`."""
+    :class:`~emotion.inference.detection.mtcnn.MTCNN`; float32 there, float64 from :class:`FaceDetector`."""
 
     boxes: np.ndarray  # (N, 4): x1, y1, x2, y2
     scores: np.ndarray  # (N,)

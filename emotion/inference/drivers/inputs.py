@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from emotion.inference.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from emotion.inference.drivers.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from emotion.inference.video.source import is_live_source
 
-__all__ = ["Job", "collect_inputs", "is_live_source"]
+__all__ = ["Job", "collect_inputs"]
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,6 @@ class Job:
     kind: str
     name: str
     live: bool = False
-
-
-def is_live_source(source: object) -> bool:
-    """A webcam index (``0``) or a stream URL (``rtsp://``, ``http://``, …), not a file."""
-    s = str(source)
-    return s.isdigit() or "://" in s
 
 
 def _live_name(source: str) -> str:

@@ -1,0 +1,136 @@
+"""Video as an input: files, webcams and streams in (OpenCV), face tracks and emotion over time out.
+
+One pass over the frames: a background thread decodes; the main thread detects faces (every
+``detect_every``-th analysed frame, on a downscaled copy), tracks them (:mod:`~emotion.inference.video.tracker`),
+classifies every tracked face of every frame, and smooths each track's probabilities
+(:mod:`~emotion.inference.video.summaries`). A live source (a webcam, a stream, or a file played at its own
+frame rate) never lags: when analysis falls behind, the frames it missed are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from emotion.errors import EmotionError
+from emotion.inference.results import ImageResult
+from emotion.inference.video.result import VideoResult
+from emotion.inference.video.source import _Reader, open_video, probe_video
+from emotion.inference.video.summaries import EmaSmoother, TrackLog
+from emotion.inference.video.tracker import NO_TRACK, FaceTracker
+
+__all__ = ["VideoFrame", "iter_video_results", "analyze_video", "VIDEO_DETECT_MAX_SIDE", "DETECT_EVERY"]
+
+#: Video frames are searched for faces on a copy at most this large (longest side). The smallest
+#: face searched for in a 1080p frame is 40-56 px (``min_face_for``), still 20-28 px on the copy.
+VIDEO_DETECT_MAX_SIDE = 960
+#: Detect faces on every this many analysed frames by default; the tracks carry them between.
+DETECT_EVERY = 1
+
+
+@dataclass
+class VideoFrame:
+    """One analysed frame: its index, the decoded BGR pixels and its result."""
+
+    index: int
+    bgr: np.ndarray
+    result: ImageResult
+
+
+def _small_rgb(bgr: np.ndarray, max_side: int) -> tuple[Image.Image, float]:
+    """The frame as RGB at most ``max_side`` long, and its scale: OpenCV resizes the BGR frame first,
+    so only the small copy is converted, and no full-size RGB copy is made."""
+    import cv2
+
+    h, w = bgr.shape[:2]
+    scale = min(1.0, max_side / max(w, h))
+    if scale < 1.0:
+        bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), scale
+
+
+def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int = 1, detect_every: int = DETECT_EVERY,
+                       smooth_s: float = 0.5, realtime: bool | None = None, max_side: int = VIDEO_DETECT_MAX_SIDE,
+                       log: TrackLog | None = None, stats: dict | None = None) -> Iterator[VideoFrame]:
+    """Every ``every``-th frame of ``source`` with its :class:`ImageResult`: ``frame``, ``time_s``,
+    and per face its track, whether it was detected in this frame, and the smoothed probabilities.
+
+    Args:
+        predictor: a :class:`~emotion.inference.FaceEmotionPredictor`.
+        source: a video file, a webcam index or a stream URL.
+        every: analyse every ``every``-th frame (the others are not decoded).
+        detect_every: run the detector on every ``detect_every``-th analysed frame; between, the
+            tracks' boxes are carried (:meth:`FaceTracker.carry`) and their faces still classified.
+        smooth_s: the smoothing time constant in seconds (0: the raw series).
+        realtime: drop frames rather than lag (default: for webcams and streams).
+        max_side: detect on a copy downscaled to this longest side.
+        log: a :class:`TrackLog` to fill (the per-track summaries).
+        stats: filled with ``read``, ``analysed`` and ``dropped`` frame counts.
+
+    Raises:
+        EmotionError: the source cannot be opened; no frame decodes; or, after the frames that
+            did decode were yielded, decoding stopped before the container's last frame.
+    """
+    import cv2
+
+    cap, info = open_video(source)
+    realtime = info.live if realtime is None else realtime
+    tracker = FaceTracker(info.fps / max(1, every), detect_every=detect_every)
+    smoother = EmaSmoother(smooth_s)
+    reader = _Reader(cap, info, every, realtime)
+    reader.start()
+    stats = {} if stats is None else stats
+    n = 0
+    label = str(source)
+    try:
+        for index, bgr in reader:
+            time_s = index / info.fps
+            h, w = bgr.shape[:2]
+            if n % max(1, detect_every) == 0:
+                small, scale = _small_rgb(bgr, max_side)
+                min_face = predictor.detector.min_face_for((w, h))
+                det, tracks, detected = tracker.update(
+                    index, predictor.detector.detect_scaled(small, scale, (w, h), min_face=min_face))
+            else:
+                det, tracks, detected = tracker.carry(index)
+            gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            crops = predictor.faces(gray, det)
+            probs = predictor.classify(crops)
+            per_face = []
+            for i in range(len(det)):
+                track = int(tracks[i])
+                smooth = smoother(None if track == NO_TRACK else track, time_s, probs[i])
+                per_face.append({"track": track, "detected": bool(detected[i]),
+                                 "smoothed": {c: float(v) for c, v in zip(predictor.class_names, smooth)}})
+                if log is not None and track != NO_TRACK:
+                    log.add(track, time_s, probs[i].astype(np.float64) / probs[i].sum(), smooth, bool(detected[i]),
+                            float(det.scores[i]), crops[i])
+            result = predictor.result((w, h), det, crops, probs, path=label, frame=index, time_s=time_s,
+                                      per_face=per_face)
+            n += 1
+            yield VideoFrame(index, bgr, result)
+    finally:
+        reader.stop()
+        stats.update(read=reader.read, analysed=n, dropped=reader.dropped)
+    if n == 0:
+        raise EmotionError(f"'{label}' has no decodable frames.")
+    expected = -(-info.frames // max(1, every)) if info.frames else 0
+    if not info.live and expected and reader.read < expected - 1:
+        raise EmotionError(f"'{label}': decoding stopped at frame {reader.read * max(1, every)} of {info.frames} "
+                           f"(truncated or corrupt); the {n} frames before are kept.")
+
+
+def analyze_video(predictor, source: str | int | os.PathLike, **options: Any) -> VideoResult:
+    """All of a video's results in memory (for notebooks; see :class:`VideoResult`). ``options``
+    are :func:`iter_video_results`'s."""
+    info = probe_video(source)
+    log = TrackLog(predictor.class_names, path=str(source))
+    stats: dict = {}
+    frames = [f.result for f in iter_video_results(predictor, source, log=log, stats=stats, **options)]
+    return VideoResult(info, frames, log.summaries(), list(predictor.class_names), stats.get("dropped", 0), log)
+
+
