@@ -484,3 +484,23 @@ def test_classify_many_batches_across_images_and_splits_back():
     for got, alone in ((out[0], predictor.classify(faces[:3])), (out[3], predictor.classify(faces[3:]))):
         np.testing.assert_allclose(got, alone, atol=1e-5)
     assert predictor.classify_many([None, None]) == [None, None]
+
+
+def test_one_table_schema_for_csv_parquet_and_pandas():
+    """#32: the face table declares each column's type once; CSV writes None as "", Arrow as null, pandas as NA."""
+    from emotion.inference.outputs.table import face_rows, face_table
+
+    names = ["happy", "sad"]
+    faceless = {"path": "a.jpg", "frame": None, "time_s": None, "size": [10, 20], "faces": []}
+    video = {"path": "v.mp4", "frame": 3, "time_s": 0.12, "size": [64, 48], "faces": [
+        {"box": [1, 2, 3, 4], "score": 0.99, "label": "sad", "probabilities": {"happy": 0.25, "sad": 0.75},
+         "track": 7, "detected": False, "smoothed_label": "sad", "smoothed": {"happy": 0.3, "sad": 0.7}}]}
+    table, rows = face_table(names), face_rows([faceless, video], names)
+    assert all(len(r) == len(table.columns) for r in rows) and rows[0][5:] == [None] * (len(table.columns) - 5)
+    assert table.csv_rows(rows)[0][-1] == "" and table.csv_rows(rows)[1][table.names.index("track")] == 7
+    arrow = table.arrow(rows)
+    assert str(arrow.schema.field("face").type) == "int32" and str(arrow.schema.field("detected").type) == "bool"
+    assert arrow.column("label").to_pylist() == [None, "sad"]
+    df = table.pandas(rows)
+    assert str(df["track"].dtype) == "Int64" and str(df["p_sad"].dtype) == "Float64"
+    assert df["label"].isna().tolist() == [True, False] and df.loc[1, "smooth_happy"] == 0.3

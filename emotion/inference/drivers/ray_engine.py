@@ -3,7 +3,7 @@
 read paths → decode, detect and crop (an actor pool, one predictor per actor) → classify (an actor
 pool, batches of many images' faces) → one row per face with the CSV's columns, written as Parquet.
 Both stages are :class:`FaceEmotionPredictor`'s own steps (``find_faces``, then ``classify`` and
-``result``), and the rows are :func:`~emotion.inference.outputs.writers.csv_rows`' rows: the same results
+``result``), and the rows are :func:`~emotion.inference.outputs.table.face_rows`' rows: the same results
 as the local engine, face for face. A file that cannot be read becomes a row with an ``error``; the
 job goes on.
 
@@ -105,13 +105,13 @@ class _Classify:
         # The classifier only: no detector is needed here, but building one is cheap and keeps one type.
         self.predictor = FaceEmotionPredictor.from_checkpoint(checkpoint, device="cpu", **options)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+    def __call__(self, batch: dict[str, np.ndarray]):
         from emotion.data.preprocess import FER_SIZE
         from emotion.inference.detection.detector import Detections
-        from emotion.inference.outputs.writers import csv_header, csv_rows
+        from emotion.inference.outputs.table import face_rows, face_table
 
         names = self.predictor.class_names
-        header = csv_header(names)
+        table = face_table(names)
         images = []
         for i in range(len(batch["path"])):
             n = int(batch["n"][i])
@@ -123,20 +123,21 @@ class _Classify:
             images.append((det, faces))
         # Errors travel as "" for none: a null in a numpy batch would arrive as NaN.
         probs = self.predictor.classify_many([None if err else f for (_, f), err in zip(images, batch["error"])])
-        out: dict[str, list] = {k: [] for k in [*header, "error"]}
+        rows, errors = [], []
         for i, (det, faces) in enumerate(images):
             error = str(batch["error"][i]) or None
             if error is not None:
-                rows = [[str(batch["path"][i])] + [""] * (len(header) - 1)]
+                image_rows = [[str(batch["path"][i])] + [None] * (len(table.columns) - 1)]
             else:
                 result = self.predictor.result((int(batch["width"][i]), int(batch["height"][i])), det, faces,
                                                probs[i], path=str(batch["path"][i]))
-                rows = csv_rows([result.to_dict()], names)
-            for row in rows:
-                for key, value in zip(header, row):
-                    out[key].append(None if value == "" else value)
-                out["error"].append(error)
-        return out
+                image_rows = face_rows([result.to_dict()], names)
+            rows += image_rows
+            errors += [error] * len(image_rows)
+        import pyarrow as pa
+
+        # Typed by the face table's schema, as predictions.parquet is: no block infers its own types.
+        return table.arrow(rows).append_column("error", pa.array(errors, pa.string()))
 
 
 def run_ray(inputs: Sequence[str], out_dir: str | os.PathLike, *, checkpoint: str | None = None,

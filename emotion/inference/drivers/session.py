@@ -142,8 +142,9 @@ class PredictSession:
         raised); a live source also streams its rows to ``<name>_frames.csv`` as they come."""
         from emotion.inference.outputs.timeline import plot_timeline
         from emotion.inference.outputs.video_sink import VideoWriter
+        from emotion.inference.outputs.writers import write_tracks_csv
         from emotion.inference.video import iter_video_results, probe_video
-        from emotion.inference.video.summaries import TrackLog, write_tracks_csv
+        from emotion.inference.video.summaries import TrackLog
         from emotion.io import atomic_path
 
         names = self.predictor.class_names
@@ -254,12 +255,13 @@ class _RowStream:
         import csv
         import io
 
-        from emotion.inference.outputs.writers import csv_header
+        from emotion.inference.outputs.table import face_table
 
         self._csv, self._io, self.class_names = csv, io, list(class_names)
+        self.table = face_table(self.class_names)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(path, "w", newline="")
-        self._write([csv_header(self.class_names)])
+        self._write([self.table.names])
 
     def _write(self, rows: list[list[Any]]) -> None:
         buf = self._io.StringIO()
@@ -268,9 +270,9 @@ class _RowStream:
         self.fh.flush()
 
     def write(self, result: dict[str, Any]) -> None:
-        from emotion.inference.outputs.writers import csv_rows
+        from emotion.inference.outputs.table import face_rows
 
-        self._write(csv_rows([result], self.class_names))
+        self._write(self.table.csv_rows(face_rows([result], self.class_names)))
 
     def __enter__(self) -> "_RowStream":
         return self

@@ -1,6 +1,6 @@
-"""The results files: ``predictions.json`` (with the model and settings that made it), and
-``predictions.csv`` or ``predictions.parquet`` (a row per face, the same columns), written
-atomically. The CLI, the service and bulk runs share them."""
+"""The results files: ``predictions.json`` (with the model and settings that made it),
+``predictions.csv`` or ``predictions.parquet`` (a row per face: the face table), and a video's
+``<video>_tracks.csv`` (the track table), written atomically. The CLI, the service and bulk runs share them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from emotion.inference.outputs.table import Table, face_rows, face_table, track_rows, track_table
 from emotion.inference.results import SCHEMA_VERSION
 
-__all__ = ["results_document", "csv_header", "csv_rows", "write_csv", "write_parquet"]
+__all__ = ["results_document", "write_csv", "write_parquet", "write_tracks_csv"]
 
 
 def results_document(describe: dict[str, Any], results: list[dict[str, Any]], errors: list[dict[str, str]],
@@ -22,61 +23,37 @@ def results_document(describe: dict[str, Any], results: list[dict[str, Any]], er
             "settings": {**describe["settings"], **settings}, "results": results, "errors": errors}
 
 
-def csv_header(class_names: Sequence[str]) -> list[str]:
-    """The per-face columns; ``track``, ``detected`` and the ``smooth_*`` columns are filled for videos."""
-    return ["path", "frame", "time_s", "width", "height", "face", "track", "detected", "x1", "y1", "x2", "y2",
-            "score", "label", *[f"p_{c}" for c in class_names], "smooth_label", *[f"smooth_{c}" for c in class_names]]
-
-
-def csv_rows(results: list[dict[str, Any]], class_names: Sequence[str]) -> list[list[Any]]:
-    """One row per face of each result dict (:meth:`ImageResult.to_dict`); an image without faces
-    still gets a row, with the face columns empty."""
-    width = len(csv_header(class_names))
-    rows = []
-    for r in results:
-        head = [r["path"], r["frame"], r["time_s"], *r["size"]]
-        if not r["faces"]:
-            rows.append(head + [""] * (width - len(head)))
-        for i, f in enumerate(r["faces"], 1):
-            probs = [f["probabilities"].get(c, "") for c in class_names]
-            smooth = f.get("smoothed") or {}
-            rows.append(head + [i, f.get("track", ""), f.get("detected", ""), *f["box"], f["score"], f["label"], *probs,
-                                f.get("smoothed_label", ""), *[smooth.get(c, "") for c in class_names]])
-    return rows
-
-
 def write_csv(path: str | os.PathLike, results: list[dict[str, Any]], class_names: Sequence[str]) -> Path:
-    from emotion.io import atomic_path
-
-    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(csv_header(class_names))
-        w.writerows(csv_rows(results, class_names))
-    return Path(path)
+    """``predictions.csv``: the face table (:func:`~emotion.inference.outputs.table.face_table`), atomically."""
+    return _write_csv(path, face_table(class_names), face_rows(results, class_names))
 
 
 def write_parquet(path: str | os.PathLike, results: list[dict[str, Any]], class_names: Sequence[str]) -> Path:
-    """The CSV's rows and columns as a typed Parquet table (empty cells are nulls), via pyarrow.
+    """The same rows and columns as a typed Parquet table (empty cells are nulls), via pyarrow.
 
     Raises:
         EmotionError: pyarrow is not installed.
     """
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        from emotion.errors import EmotionError
-
-        raise EmotionError("--format parquet needs pyarrow: pip install 'emotion[parquet]' (or pyarrow).") from None
     from emotion.io import atomic_path
 
-    header = csv_header(class_names)
-    types = {"path": pa.string(), "frame": pa.int64(), "width": pa.int32(), "height": pa.int32(),
-             "face": pa.int32(), "track": pa.int64(), "detected": pa.bool_(), "label": pa.string(),
-             "smooth_label": pa.string()}
-    columns = list(zip(*csv_rows(results, class_names))) or [()] * len(header)
-    table = pa.table({name: pa.array([None if v == "" else v for v in column], types.get(name, pa.float64()))
-                      for name, column in zip(header, columns)})
+    table = face_table(class_names).arrow(face_rows(results, class_names))
+    import pyarrow.parquet as pq
+
     with atomic_path(Path(path)) as tmp:
         pq.write_table(table, tmp)
+    return Path(path)
+
+
+def write_tracks_csv(path: str | os.PathLike, summaries: Sequence[Any], class_names: Sequence[str]) -> Path:
+    """``<video>_tracks.csv``: a row per track (:func:`~emotion.inference.outputs.table.track_table`), atomically."""
+    return _write_csv(path, track_table(class_names), track_rows(summaries, class_names))
+
+
+def _write_csv(path: str | os.PathLike, table: Table, rows: list[list[Any]]) -> Path:
+    from emotion.io import atomic_path
+
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(table.names)
+        w.writerows(table.csv_rows(rows))
     return Path(path)

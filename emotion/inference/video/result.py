@@ -29,21 +29,11 @@ class VideoResult:
     log: TrackLog | None = field(default=None, repr=False)
 
     def to_pandas(self):
-        import pandas as pd
+        from emotion.inference.outputs.table import face_rows, face_table
 
-        from emotion.inference.outputs.writers import csv_header, csv_rows
-
-        rows = csv_rows([f.to_dict() for f in self.frames], self.class_names)
-        df = pd.DataFrame(rows, columns=csv_header(self.class_names)).replace("", None)
-        ints = {"frame": "Int64", "width": "Int64", "height": "Int64", "face": "Int64", "track": "Int64",
-                "detected": "boolean"}
-        for col in df.columns:
-            df[col] = df[col].astype(ints.get(col, "string" if col in ("path", "label", "smooth_label") else "Float64"))
-        return df
+        return face_table(self.class_names).pandas(face_rows([f.to_dict() for f in self.frames], self.class_names))
 
     def tracks_pandas(self):
-        import pandas as pd
+        from emotion.inference.outputs.table import track_rows, track_table
 
-        from emotion.inference.video.summaries import tracks_header, tracks_rows
-
-        return pd.DataFrame(tracks_rows(self.tracks, self.class_names), columns=tracks_header(self.class_names))
+        return track_table(self.class_names).pandas(track_rows(self.tracks, self.class_names))

@@ -4,16 +4,13 @@ holds). Both are built online, frame by frame, so that a live stream has them as
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["EmaSmoother", "TrackLog", "TrackSummary", "write_tracks_csv", "tracks_header", "tracks_rows"]
+__all__ = ["EmaSmoother", "TrackLog", "TrackSummary"]
 
 
 class EmaSmoother:
@@ -135,30 +132,3 @@ class TrackLog:
     def thumbnail(self, track: int) -> np.ndarray | None:
         """The 48×48 face of the track's most confident detection."""
         return self._tracks[track].thumb
-
-
-def tracks_header(class_names: Sequence[str]) -> list[str]:
-    return ["path", "track", "first_s", "last_s", "frames", "detected_frames", "dominant",
-            *[f"mean_{c}" for c in class_names], "segments"]
-
-
-def tracks_rows(summaries: Sequence[TrackSummary], class_names: Sequence[str]) -> list[list[Any]]:
-    """A row per track; ``segments`` reads ``happy 0.00-2.40; neutral 2.44-5.00``."""
-    rows = []
-    for s in summaries:
-        d = s.to_dict()
-        segments = "; ".join(f"{g['label']} {g['start_s']:.2f}-{g['end_s']:.2f}" for g in d["segments"])
-        rows.append([d["path"], d["track"], d["first_s"], d["last_s"], d["frames"], d["detected"], d["dominant"],
-                     *[d["mean"][c] for c in class_names], segments])
-    return rows
-
-
-def write_tracks_csv(path: str | os.PathLike, summaries: Sequence[TrackSummary], class_names: Sequence[str]) -> Path:
-    """``<video>_tracks.csv``, atomically."""
-    from emotion.io import atomic_path
-
-    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(tracks_header(class_names))
-        w.writerows(tracks_rows(summaries, class_names))
-    return Path(path)
