@@ -18,6 +18,7 @@ from typing import Sequence
 
 from emotion.errors import EmotionError
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
+from emotion.inference.detection import MinFace
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.inference.drivers.session import FORMATS, PredictSession
 from emotion.inference.video import DETECT_EVERY
@@ -72,11 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _min_face(s: str) -> int | None:
+def _min_face(s: str) -> MinFace:
     try:
-        return None if s == "auto" else _positive_int(s)
-    except argparse.ArgumentTypeError as e:
-        raise argparse.ArgumentTypeError(f"{e}; give px or 'auto'") from None
+        return MinFace.parse(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _seconds(s: str) -> float:

@@ -136,7 +136,7 @@ def main() -> None:
         "n_detected": len(detected),
         "detection_rate": round(len(detected) / len(items), 4),
         "multiple_faces_rate": round(float(np.mean(np.array(n_faces) > 1)), 4),
-        "detector": {"min_score": p.detector.min_score, "min_face": p.detector.min_face},
+        "detector": {"min_score": p.detector.min_score, "min_face": p.detector.min_face.px},
         "acc_direct_48px_all": round(float(direct.mean()), 4),
         "acc_direct_48px_detected": round(float(direct[det_idx].mean()), 4),
         "margins": rows,

@@ -504,3 +504,17 @@ def test_one_table_schema_for_csv_parquet_and_pandas():
     df = table.pandas(rows)
     assert str(df["track"].dtype) == "Int64" and str(df["p_sad"].dtype) == "Float64"
     assert df["label"].isna().tolist() == [True, False] and df.loc[1, "smooth_happy"] == 0.3
+
+
+def test_min_face_is_one_typed_rule_for_the_cli_and_the_service():
+    """#32: "auto" or 20-4096 px, the same for --min-face and ?min_face=; a detector's own unless a call says."""
+    from emotion.inference.detection import AUTO, MinFace
+
+    assert MinFace.parse("auto") == MinFace.parse(None) == AUTO and MinFace.parse("40").px == 40.0
+    for bad, words in (("tiny", "not an integer; give px or 'auto'"), ("3", "between 20 and 4096"),
+                       ("5000", "between 20 and 4096")):
+        with pytest.raises(ValueError, match=words):
+            MinFace.parse(bad)
+    with pytest.raises(SystemExit):
+        from emotion.predict import main
+        main([str(SAMPLE_PHOTO), "--min-face", "3"])

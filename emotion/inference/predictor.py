@@ -15,7 +15,7 @@ from emotion.data.classes import CLASS_NAMES
 from emotion.data.preprocess import FER_SIZE, to_fer_face, to_model_input
 from emotion.device import native_bf16
 from emotion.inference.detection.crop import DEFAULT_MARGIN, crop_face
-from emotion.inference.detection.detector import DETECT_MAX_SIDE, Detections, FaceDetector
+from emotion.inference.detection.detector import DETECT_MAX_SIDE, Detections, FaceDetector, MinFace
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
 from emotion.inference.runtime import load_classifier
@@ -71,7 +71,7 @@ class FaceEmotionPredictor:
     """
 
     def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
-                 tta: str | bool = "none", min_face: float | None = None, min_score: float = 0.9,
+                 tta: str | bool = "none", min_face: MinFace | float | None = None, min_score: float = 0.9,
                  detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
                  bf16: bool | None = None, faces_are_crops: bool = False) -> None:
         self.model = model.eval()
@@ -155,7 +155,7 @@ class FaceEmotionPredictor:
                 start += len(faces)
         return out
 
-    def find_faces(self, image: Image.Image, *, min_face: float | None | str = "own",
+    def find_faces(self, image: Image.Image, *, min_face: MinFace | None = None,
                    faces_are_crops: bool | None = None) -> tuple[Detections, np.ndarray]:
         """The faces of an upright RGB image: their detections and the 48×48 uint8 crops (N, 48, 48)
         the classifier sees. With :meth:`classify` and :meth:`result` this is :meth:`predict_rgb`,
@@ -214,7 +214,7 @@ class FaceEmotionPredictor:
             "model": {"checkpoint": self.checkpoint, "arch": getattr(self.model, "hparams", {}).get("arch"),
                       "class_names": self.class_names, "temperature": self.temperature},
             "settings": {"margin": self.margin, "align": self.align, "tta": self.tta,
-                         "min_face": self.detector.min_face or "auto", "min_score": self.detector.min_score,
+                         "min_face": self.detector.min_face.px or "auto", "min_score": self.detector.min_score,
                          "device": str(self.device), "runtime": self.runtime,
                          "faces_are_crops": self.faces_are_crops},
         }

@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emotion.errors import EmotionError, TooLarge
 from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
+from emotion.inference.detection import MAX_MIN_FACE, MinFace
 from emotion.service.batcher import FaceBatcher
 
 __all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
@@ -86,8 +87,8 @@ QUERY_OPTIONS = ("min_face", "tta", "faces_are_crops", "crops")
 
 def predict_options(
     request: Request,
-    min_face: str | None = Query(None, description=f"smallest face searched for: px ({MTCNN_MIN_FACE} to 4096) "
-                                                   "or auto (the server's default search)"),
+    min_face: str | None = Query(None, description=f"smallest face searched for: px ({MTCNN_MIN_FACE} to "
+                                                   f"{MAX_MIN_FACE}) or auto (default: the server's own)"),
     tta: Literal["none", "flip", "tencrop"] | None = Query(None, description="test-time augmentation "
                                                                              "(default: the server's)"),
     faces_are_crops: bool | None = Query(None, description="the image is one face, cropped: skip detection"),
@@ -97,18 +98,11 @@ def predict_options(
     unknown = sorted(set(request.query_params) - set(QUERY_OPTIONS))
     if unknown:
         raise Refused(400, f"unknown query option {unknown[0]!r}; use {', '.join(QUERY_OPTIONS)}.")
-    opts: dict[str, Any] = {"min_face": "own", "tta": tta, "faces_are_crops": faces_are_crops, "crops": crops}
-    if min_face == "auto":
-        opts["min_face"] = None
-    elif min_face is not None:
-        try:
-            opts["min_face"] = int(min_face)
-        except ValueError:
-            raise Refused(400, f"min_face={min_face!r}: give px (an integer of at least {MTCNN_MIN_FACE}) "
-                               "or 'auto'.") from None
-        if not MTCNN_MIN_FACE <= opts["min_face"] <= 4096:
-            raise Refused(400, f"min_face={min_face}: must be between {MTCNN_MIN_FACE} and 4096 px, or 'auto'.")
-    return opts
+    try:  # absent: the server's own (None)
+        parsed = None if min_face is None else MinFace.parse(min_face)
+    except ValueError as e:
+        raise Refused(400, f"min_face={min_face!r}: {e}.") from None
+    return {"min_face": parsed, "tta": tta, "faces_are_crops": faces_are_crops, "crops": crops}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -4,7 +4,14 @@ detected face into the classifier's 48×48 input."""
 
 from emotion.inference.detection.crop import DEFAULT_MARGIN, crop_face, eye_angle
 from emotion.inference.detection.detections import Detections
-from emotion.inference.detection.detector import DETECT_MAX_SIDE, MTCNN_MIN_FACE, FaceDetector
+from emotion.inference.detection.detector import (
+           AUTO,
+           DETECT_MAX_SIDE,
+           MAX_MIN_FACE,
+           MTCNN_MIN_FACE,
+           FaceDetector,
+           MinFace,
+)
 
-__all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "crop_face", "eye_angle",
-           "DEFAULT_MARGIN"]
+__all__ = ["Detections", "FaceDetector", "MinFace", "AUTO", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "MAX_MIN_FACE",
+           "crop_face", "eye_angle", "DEFAULT_MARGIN"]

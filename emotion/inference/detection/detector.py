@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -10,8 +11,8 @@ from PIL import Image
 
 from emotion.inference.detection.detections import Detections
 
-__all__ = ["Detections", "FaceDetector", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "AUTO_MIN_FACE_FRACTION",
-           "AUTO_MIN_FACE_RANGE"]
+__all__ = ["Detections", "FaceDetector", "MinFace", "AUTO", "DETECT_MAX_SIDE", "MTCNN_MIN_FACE", "MAX_MIN_FACE",
+           "AUTO_MIN_FACE_FRACTION", "AUTO_MIN_FACE_RANGE"]
 
 #: Photos are searched for faces at most this large (longest side); boxes are scaled back.
 #: MTCNN's cost grows with the pixel count, and at 1600 px a face of 20 px is still ~12 px,
@@ -25,6 +26,40 @@ MTCNN_MIN_FACE = 20
 #: the default fast; ``min_face=20`` searches all (experiments/results/detection_check.md).
 AUTO_MIN_FACE_FRACTION = 1 / 12
 AUTO_MIN_FACE_RANGE = (MTCNN_MIN_FACE, 48)
+#: The largest ``min_face`` anyone may ask for (px): beyond, no photo we accept has such a face to find.
+MAX_MIN_FACE = 4096
+
+
+@dataclass(frozen=True)
+class MinFace:
+    """The smallest face searched for: ``px`` (box's longer side, original pixels; smaller boxes are dropped
+    too), or automatic (``px=None``: from :meth:`FaceDetector.min_face_for` each image, nothing dropped).
+    One type and one rule (:meth:`parse`) for the CLI, the service and the API."""
+
+    px: float | None = None
+
+    @classmethod
+    def parse(cls, raw: str | int | float | None) -> "MinFace":
+        """``"auto"`` (or ``None``) or an integer from MTCNN's 20 to 4096 px.
+
+        Raises:
+            ValueError: anything else, with a message that says what to give.
+        """
+        if raw is None or str(raw).strip().lower() == "auto":
+            return cls(None)
+        try:
+            px = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"{str(raw)[:40]!r} is not an integer; give px or 'auto'") from None
+        if not MTCNN_MIN_FACE <= px <= MAX_MIN_FACE:
+            raise ValueError(f"must be between {MTCNN_MIN_FACE} and {MAX_MIN_FACE} px, or 'auto'; got {px}")
+        return cls(float(px))
+
+    def __str__(self) -> str:
+        return "auto" if self.px is None else f"{self.px:g}"
+
+
+AUTO = MinFace(None)
 
 
 class FaceDetector:
@@ -32,38 +67,39 @@ class FaceDetector:
 
     Args:
         device: where MTCNN runs.
-        min_face: smallest face searched for, and kept (box's longest side, original pixels);
-            ``None``: search from :meth:`min_face_for` each photo, and keep what is found.
+        min_face: the detector's own smallest face (:class:`MinFace`; a number is px, ``None`` is auto):
+            what it searches for whenever a call does not say otherwise.
         min_score: ignore detections with a lower face probability. MTCNN's last stage keeps
             candidates from 0.7 on, which lets through patterns of texture; 0.9 removes those.
         max_side: detect on a copy downscaled to this longest side.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", min_face: float | None = None, min_score: float = 0.9,
-                 max_side: int = DETECT_MAX_SIDE) -> None:
+    def __init__(self, device: str | torch.device = "cpu", min_face: MinFace | float | None = None,
+                 min_score: float = 0.9, max_side: int = DETECT_MAX_SIDE) -> None:
         # Imported here, not at the top, so that importing emotion.inference does not import torchvision
         # (MTCNN's NMS) for code that never detects; there is no import cycle (Detections has its own module).
         from emotion.inference.detection.mtcnn import MTCNN
 
         self.device = torch.device(device)
-        self.min_face = None if min_face is None else float(min_face)
+        self.min_face = min_face if isinstance(min_face, MinFace) else MinFace(None if min_face is None
+                                                                               else float(min_face))
         self.min_score = float(min_score)
         self.max_side = int(max_side)
         self.mtcnn = MTCNN(self.device)
 
-    def min_face_for(self, size: tuple[int, int], min_face: float | None | str = "own") -> float:
-        """The smallest face (px) searched for in an image of ``size`` (w, h), with the detector's
-        own ``min_face`` or the one given (``None``: auto)."""
-        min_face = self.min_face if min_face == "own" else min_face
-        if min_face is not None:
-            return float(min_face)
+    def min_face_for(self, size: tuple[int, int], min_face: MinFace | None = None) -> float:
+        """The smallest face (px) searched for in an image of ``size`` (w, h), by ``min_face``
+        (``None``: the detector's own)."""
+        min_face = min_face or self.min_face
+        if min_face.px is not None:
+            return min_face.px
         lo, hi = AUTO_MIN_FACE_RANGE
         want = min(max(min(size) * AUTO_MIN_FACE_FRACTION, lo), hi)
         steps = round(math.log(want / MTCNN_MIN_FACE) / -math.log(self.mtcnn.factor))
         return MTCNN_MIN_FACE * self.mtcnn.factor ** -steps
 
-    def __call__(self, image: Image.Image, min_face: float | None | str = "own") -> Detections:
-        """Detect faces in an RGB image, with the detector's own ``min_face`` or the one given."""
+    def __call__(self, image: Image.Image, min_face: MinFace | None = None) -> Detections:
+        """Detect faces in an RGB image, by ``min_face`` (``None``: the detector's own)."""
         w, h = image.size
         scale = min(1.0, self.max_side / max(w, h))
         small = image
@@ -73,11 +109,11 @@ class FaceDetector:
         return self.detect_scaled(small, scale, (w, h), min_face)
 
     def detect_scaled(self, small: Image.Image, scale: float, size: tuple[int, int],
-                      min_face: float | None | str = "own") -> Detections:
+                      min_face: MinFace | None = None) -> Detections:
         """Detect on ``small``, a copy of an image of ``size`` (w, h) already downscaled by ``scale``
         (a video reader resizes frames its own faster way); boxes come back in the image's pixels."""
-        asked = self.min_face if min_face == "own" else min_face
-        min_face = self.min_face_for(size, asked)
+        asked = (min_face or self.min_face).px
+        min_face = self.min_face_for(size, min_face)
         # The pyramid is laid out as for MTCNN's 20-px default (below 12 px on the copy it would
         # upsample the photo) and starts at its level nearest to min_face: a larger min_face skips
         # the finest, costliest levels and keeps the others, which find the larger faces as before.

@@ -92,9 +92,7 @@ def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int
             h, w = bgr.shape[:2]
             if n % max(1, detect_every) == 0:
                 small, scale = _small_rgb(bgr, max_side)
-                min_face = predictor.detector.min_face_for((w, h))
-                det, tracks, detected = tracker.update(
-                    index, predictor.detector.detect_scaled(small, scale, (w, h), min_face=min_face))
+                det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
             else:
                 det, tracks, detected = tracker.carry(index)
             gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
