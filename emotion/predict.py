@@ -21,7 +21,7 @@ from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
 from emotion.inference.detection import MinFace
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.inference.drivers.session import FORMATS, PredictSession
-from emotion.inference.video import DETECT_EVERY
+from emotion.inference.video import DETECT_EVERY, VideoOptions
 from emotion.models.tta import TTA_MODES
 
 __all__ = ["main"]
@@ -144,8 +144,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if missing else 2
     session = PredictSession(
         _predictor(args), args.out, annotate=not args.no_annotate, annotate_video=args.annotate_video,
-        every=args.every, detect_every=args.detect_every, smooth_s=args.smooth, realtime=True if args.live else None,
-        show=args.show, say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
+        video=VideoOptions(every=args.every, detect_every=args.detect_every, smooth_s=args.smooth,
+                           realtime=True if args.live else None), show=args.show,
+        say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
         progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None))
     session.errors += [{"path": path, "error": message} for path, message in missing]
     interrupted = False

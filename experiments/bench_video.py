@@ -73,7 +73,11 @@ def run_ours(predictor, video: Path, out: Path, **options) -> dict:
     from emotion.inference.drivers.session import PredictSession
 
     jobs, _ = collect_inputs([str(video)])
-    session = PredictSession(predictor, out, say=lambda text, err=False: None, **options)
+    from emotion.inference.video import VideoOptions
+
+    annotate_video = options.pop("annotate_video", False)
+    session = PredictSession(predictor, out, say=lambda text, err=False: None, annotate_video=annotate_video,
+                             video=VideoOptions(**options))
     start = time.perf_counter()
     session.run_all(jobs, quiet=True)
     session.write("csv")
@@ -141,7 +145,7 @@ def main() -> None:
     predictors = {n: FaceEmotionPredictor.from_checkpoint(n, device="cpu") for n in names}
     rows, runs = [], {}
     settings: dict[str, dict] = {
-        "detect every frame, full-size search": dict(detect_every=1, detect_max_side=DETECT_MAX_SIDE),
+        "detect every frame, full-size search": dict(detect_every=1, max_side=DETECT_MAX_SIDE),
         "detect every frame": dict(detect_every=1),
         "detect every 2": dict(detect_every=2),
         "detect every 3": dict(detect_every=3),

@@ -17,7 +17,7 @@ from emotion.inference.drivers.inputs import Job
 from emotion.inference.images import load_image
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
-from emotion.inference.video import DETECT_EVERY, VIDEO_DETECT_MAX_SIDE
+from emotion.inference.video import VideoOptions
 
 __all__ = ["PredictSession", "FORMATS"]
 
@@ -45,31 +45,25 @@ class PredictSession:
         out: the output folder (made when something is written).
         annotate: write an annotated PNG per image.
         annotate_video: write an annotated copy of each video.
-        every: analyse every ``every``-th video frame.
-        detect_every: detect faces on every ``detect_every``-th analysed frame; the tracks carry
-            the faces between.
-        smooth_s: time constant of each track's smoothed probabilities, seconds (0: raw).
-        realtime: play files at their own frame rate and drop frames rather than lag (``None``:
-            only webcams and streams do).
+        video: how videos are analysed (:class:`~emotion.inference.video.VideoOptions`: frame step, detection
+            step, smoothing, real time, the detection copy's size).
         show: show the annotated frames in a window (where there is a GUI).
         min_segment_s: a track's label change shorter than this does not split its segments.
-        detect_max_side: video frames are searched for faces on a copy at most this long.
         say: where per-input lines go (``say(text, err)``); the CLI passes tqdm's writer.
         progress: ``progress(total, desc)`` → a tqdm-like bar for a video's frames, or ``None``.
     """
 
     def __init__(self, predictor: FaceEmotionPredictor, out: str | Path, *, annotate: bool = True,
-                 annotate_video: bool = False, every: int = 1, detect_every: int = DETECT_EVERY, smooth_s: float = 0.5,
-                 realtime: bool | None = None, show: bool = False, min_segment_s: float = 0.5,
-                 detect_max_side: int = VIDEO_DETECT_MAX_SIDE,
-                 say: Callable[[str, bool], None] | None = None, progress: Callable[..., Any] | None = None) -> None:
+                 annotate_video: bool = False, video: VideoOptions | None = None, show: bool = False,
+                 min_segment_s: float = 0.5, say: Callable[[str, bool], None] | None = None,
+                 progress: Callable[..., Any] | None = None) -> None:
         self.predictor = predictor
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
-        self.annotate, self.annotate_video, self.every = annotate, annotate_video, every
-        self.detect_every, self.smooth_s, self.realtime, self.show = detect_every, smooth_s, realtime, show
-        self.min_segment_s, self.detect_max_side = min_segment_s, detect_max_side
+        self.annotate, self.annotate_video, self.show = annotate, annotate_video, show
+        self.video_options = video or VideoOptions()
+        self.min_segment_s = min_segment_s
         self.say = say or (lambda text, err=False: print(text, file=sys.stderr if err else sys.stdout))
         self.progress = progress
         self.results: list[dict[str, Any]] = []
@@ -143,7 +137,7 @@ class PredictSession:
         from emotion.inference.outputs.timeline import plot_timeline
         from emotion.inference.outputs.video_sink import VideoWriter
         from emotion.inference.outputs.writers import write_tracks_csv
-        from emotion.inference.video import iter_video_results, probe_video
+        from emotion.inference.video import iter_video_results, open_video
         from emotion.inference.video.summaries import TrackLog
         from emotion.io import atomic_path
 
@@ -153,23 +147,25 @@ class PredictSession:
         labels: Counter[str] = Counter()
         n = with_faces = 0
         stopped: BaseException | None = None
-        info = probe_video(job.path)  # a missing or unreadable source fails here, before any file is made
-        live = job.live or bool(self.realtime)
+        every = self.video_options.every
+        # Opened once (a stream is one connection); a missing or unreadable source fails here, before any file.
+        cap, info = open_video(job.path)
+        live = job.live or bool(self.video_options.realtime)
         with ExitStack() as stack:
+            stack.callback(cap.release)  # the reader releases it too; this covers a failure before reading
             writer = bar = rows = None
             if self.progress is not None:
-                total = -(-info.frames // self.every) if info.frames and not live else None
+                total = -(-info.frames // every) if info.frames and not live else None
                 bar = stack.enter_context(self.progress(total=total, desc=job.name))
             if self.annotate_video:
                 tmp = stack.enter_context(atomic_path(self.out / f"{job.name}_annotated.mp4"))
-                writer = stack.enter_context(VideoWriter(tmp, info.fps / self.every, (info.width, info.height)))
+                writer = stack.enter_context(VideoWriter(tmp, info.fps / every, (info.width, info.height)))
             if live:
                 rows = stack.enter_context(_RowStream(self.out / f"{job.name}_frames.csv", names))
             window = _Window(job.name) if self.show else None
             try:
-                for vf in iter_video_results(self.predictor, job.path, every=self.every, detect_every=self.detect_every,
-                                             smooth_s=self.smooth_s, realtime=self.realtime,
-                                             max_side=self.detect_max_side, log=log, stats=stats):
+                for vf in iter_video_results(self.predictor, job.path, self.video_options, opened=(cap, info),
+                                             log=log, stats=stats):
                     row = vf.result.to_dict()
                     with _ctrl_c_deferred():  # a frame's row lands in the results and the stream, or in neither
                         self.results.append(row)
@@ -196,7 +192,7 @@ class PredictSession:
             dropped = f", {stats.get('dropped', 0)} dropped (analysis behind the source)" if live else ""
             if job.live and stopped is None:
                 dropped += "; the source closed"
-            self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {self.every}{dropped}), "
+            self.say(f"{job.path}  {info.width}×{info.height}  {n} frames analysed (every {every}{dropped}), "
                      f"faces in {with_faces}, {len(log)} tracks; smoothed labels: {counts}", False)
         if stopped is not None:
             raise stopped
@@ -224,8 +220,8 @@ class PredictSession:
             write_json(self.out / "errors.json", self.errors)
             return path
         path = self.out / "predictions.json"
-        document = results_document(self.predictor.describe(), self.results, self.errors, every=self.every,
-                                    detect_every=self.detect_every, smooth_s=self.smooth_s)
+        document = results_document(self.predictor.describe(), self.results, self.errors,
+                                    **self.video_options.settings())
         write_json(path, {**document, "tracks": self.tracks})
         return path
 

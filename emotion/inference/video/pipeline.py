@@ -10,7 +10,7 @@ frame rate) never lags: when analysis falls behind, the frames it missed are dro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -19,17 +19,43 @@ from PIL import Image
 from emotion.errors import EmotionError
 from emotion.inference.results import ImageResult
 from emotion.inference.video.result import VideoResult
-from emotion.inference.video.source import _Reader, open_video, probe_video
+from emotion.inference.video.source import VideoInfo, _Reader, open_video
 from emotion.inference.video.summaries import EmaSmoother, TrackLog
 from emotion.inference.video.tracker import NO_TRACK, FaceTracker
 
-__all__ = ["VideoFrame", "iter_video_results", "analyze_video", "VIDEO_DETECT_MAX_SIDE", "DETECT_EVERY"]
+__all__ = ["VideoOptions", "VideoFrame", "iter_video_results", "analyze_video", "VIDEO_DETECT_MAX_SIDE",
+           "DETECT_EVERY"]
 
 #: Video frames are searched for faces on a copy at most this large (longest side). The smallest
 #: face searched for in a 1080p frame is 40-56 px (``min_face_for``), still 20-28 px on the copy.
 VIDEO_DETECT_MAX_SIDE = 960
 #: Detect faces on every this many analysed frames by default; the tracks carry them between.
 DETECT_EVERY = 1
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is analysed: one typed value from the CLI (``--every``, ``--detect-every``, ``--smooth``,
+    ``--live``) through the session to the pipeline, and into ``predictions.json``'s settings.
+
+    Attributes:
+        every: analyse every ``every``-th frame (the others are not decoded).
+        detect_every: run the detector on every ``detect_every``-th analysed frame; between, the tracks'
+            boxes are carried (:meth:`FaceTracker.carry`) and their faces still classified.
+        smooth_s: the smoothing time constant in seconds (0: the raw series).
+        realtime: drop frames rather than lag (``None``: for webcams and streams).
+        max_side: detect on a copy downscaled to this longest side.
+    """
+
+    every: int = 1
+    detect_every: int = DETECT_EVERY
+    smooth_s: float = 0.5
+    realtime: bool | None = None
+    max_side: int = VIDEO_DETECT_MAX_SIDE
+
+    def settings(self) -> dict[str, Any]:
+        """What ``predictions.json`` records of them."""
+        return {"every": self.every, "detect_every": self.detect_every, "smooth_s": self.smooth_s}
 
 
 @dataclass
@@ -53,21 +79,18 @@ def _small_rgb(bgr: np.ndarray, max_side: int) -> tuple[Image.Image, float]:
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), scale
 
 
-def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int = 1, detect_every: int = DETECT_EVERY,
-                       smooth_s: float = 0.5, realtime: bool | None = None, max_side: int = VIDEO_DETECT_MAX_SIDE,
-                       log: TrackLog | None = None, stats: dict | None = None) -> Iterator[VideoFrame]:
+def iter_video_results(predictor, source: str | int | os.PathLike, options: VideoOptions | None = None, *,
+                       opened: tuple[Any, VideoInfo] | None = None, log: TrackLog | None = None,
+                       stats: dict | None = None, **overrides: Any) -> Iterator[VideoFrame]:
     """Every ``every``-th frame of ``source`` with its :class:`ImageResult`: ``frame``, ``time_s``,
     and per face its track, whether it was detected in this frame, and the smoothed probabilities.
 
     Args:
         predictor: a :class:`~emotion.inference.FaceEmotionPredictor`.
         source: a video file, a webcam index or a stream URL.
-        every: analyse every ``every``-th frame (the others are not decoded).
-        detect_every: run the detector on every ``detect_every``-th analysed frame; between, the
-            tracks' boxes are carried (:meth:`FaceTracker.carry`) and their faces still classified.
-        smooth_s: the smoothing time constant in seconds (0: the raw series).
-        realtime: drop frames rather than lag (default: for webcams and streams).
-        max_side: detect on a copy downscaled to this longest side.
+        options: :class:`VideoOptions`; ``overrides`` (``every=2``, …) replace single fields.
+        opened: ``source`` already opened by :func:`open_video` (a caller that read its
+            :class:`VideoInfo` first), so that it is opened once: a stream URL is one connection.
         log: a :class:`TrackLog` to fill (the per-track summaries).
         stats: filled with ``read``, ``analysed`` and ``dropped`` frame counts.
 
@@ -77,10 +100,12 @@ def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int
     """
     import cv2
 
-    cap, info = open_video(source)
-    realtime = info.live if realtime is None else realtime
+    o = replace(options or VideoOptions(), **overrides)
+    every, detect_every, max_side = o.every, o.detect_every, o.max_side
+    cap, info = opened or open_video(source)
+    realtime = info.live if o.realtime is None else o.realtime
     tracker = FaceTracker(info.fps / max(1, every), detect_every=detect_every)
-    smoother = EmaSmoother(smooth_s)
+    smoother = EmaSmoother(o.smooth_s)
     reader = _Reader(cap, info, every, realtime)
     reader.start()
     stats = {} if stats is None else stats
@@ -122,13 +147,15 @@ def iter_video_results(predictor, source: str | int | os.PathLike, *, every: int
                            f"(truncated or corrupt); the {n} frames before are kept.")
 
 
-def analyze_video(predictor, source: str | int | os.PathLike, **options: Any) -> VideoResult:
-    """All of a video's results in memory (for notebooks; see :class:`VideoResult`). ``options``
-    are :func:`iter_video_results`'s."""
-    info = probe_video(source)
+def analyze_video(predictor, source: str | int | os.PathLike, options: VideoOptions | None = None,
+                  **overrides: Any) -> VideoResult:
+    """All of a video's results in memory (for notebooks; see :class:`VideoResult`); ``options`` and
+    ``overrides`` as :func:`iter_video_results` takes them. The source is opened once."""
+    cap, info = open_video(source)
     log = TrackLog(predictor.class_names, path=str(source))
     stats: dict = {}
-    frames = [f.result for f in iter_video_results(predictor, source, log=log, stats=stats, **options)]
+    frames = [f.result for f in iter_video_results(predictor, source, options, opened=(cap, info), log=log,
+                                                   stats=stats, **overrides)]
     return VideoResult(info, frames, log.summaries(), list(predictor.class_names), stats.get("dropped", 0), log)
 
 
