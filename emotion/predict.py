@@ -2,11 +2,10 @@
 
     python -m emotion.predict photo.jpg holidays/ clip.mp4 --out predictions/ [--checkpoint CKPT]
 
-Per image a table and an annotated PNG in ``--out``; per video every N-th frame (``--annotate-video``:
-an annotated copy). Results go to ``predictions.json`` (``.csv``/``.parquet``: a row per face, with
-``errors.json``), atomically. An unreadable file is one line, the others are still processed; exit 1
-then (2 usage errors, 130 interrupted, else 0; no face found is not an error). The work itself is
-:class:`emotion.inference.drivers.session.PredictSession`'s (or, with ``--engine ray``, Ray Data's).
+Per image a table and an annotated PNG in ``--out``; per video every N-th frame. Results go to
+``predictions.json`` (``.csv``/``.parquet``: a row per face, with ``errors.json``), atomically. An
+unreadable file is one line, the others are still processed; exit 1 then (2 usage errors, 130
+interrupted, else 0). The work is :class:`~emotion.inference.drivers.session.PredictSession`'s (or Ray's).
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from emotion.errors import EmotionError
+from emotion.cliargs import min_face, positive_int, seconds
+from emotion.errors import EmotionError, quiet_library_warnings
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
-from emotion.inference.detection import MinFace
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.inference.drivers.session import FORMATS, PredictSession
 from emotion.inference.video import DETECT_EVERY, VideoOptions
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: %(default)s)")
     ap.add_argument("--format", choices=FORMATS, default=None,
                     help="results file format (default: json; parquet with --engine ray, which writes nothing else)")
-    ap.add_argument("--min-face", type=_min_face, default=None, metavar="PX",
+    ap.add_argument("--min-face", type=min_face, default=None, metavar="PX",
                     help="smallest face searched for, in px (default: auto, 1/12 of the photo's shorter side "
                          f"in MTCNN's steps of 20, 28, 40, 56 px; {MTCNN_MIN_FACE} searches all that MTCNN can find)")
     ap.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
@@ -48,11 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine", choices=("local", "ray"), default="local",
                     help="ray: the same pipeline as a Ray Data job, rows to DIR/predictions.parquet/ (emotion[ray])")
     ap.add_argument("--address", default=None, help="with --engine ray: a Ray cluster to join (default: a local one)")
-    ap.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
-    ap.add_argument("--detect-every", type=_positive_int, default=DETECT_EVERY, metavar="K",
+    ap.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every N-th video frame")
+    ap.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
                     help="videos: detect faces on every K-th analysed frame; the face tracks carry them between "
                          "(default: %(default)s)")
-    ap.add_argument("--smooth", type=_seconds, default=0.5, metavar="S",
+    ap.add_argument("--smooth", type=seconds, default=0.5, metavar="S",
                     help="videos: time constant of each track's smoothed emotions, in seconds; 0 or off: the raw "
                          "series (default: %(default)s)")
     ap.add_argument("--live", action="store_true",
@@ -71,35 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-annotate", action="store_true", help="do not write annotated PNGs of images")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-image tables")
     return ap
-
-
-def _min_face(s: str) -> MinFace:
-    try:
-        return MinFace.parse(s)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _seconds(s: str) -> float:
-    if s.lower() in ("off", "none", "0"):
-        return 0.0
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number of seconds (or 'off')") from None
-    if not 0 <= v < 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 s, got {v}")
-    return v
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def _options(args: argparse.Namespace) -> dict:  # the predictor's settings, for either engine
@@ -166,8 +136,6 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    from emotion.errors import quiet_library_warnings
-
     quiet_library_warnings()
     try:
         return _run(args)
