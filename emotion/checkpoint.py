@@ -22,8 +22,10 @@ __all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "Trai
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
 DEFAULT_MODEL = ASSETS_DIR / "default_model"
 #: The models shipped with the package, by the names ``--checkpoint`` and ``from_checkpoint`` take:
-#: ``default`` (the most accurate) and ``fast`` (for video and bulk work).
-BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": ASSETS_DIR / "fast_model"}
+#: ``default`` (what people would say a face shows: taught by the FER+ crowd), ``fast`` (for video and bulk
+#: work) and ``fer2013`` (FER2013's own labels only: the one to compare with FER2013 papers). How each is
+#: chosen: experiments/members/RULES.md.
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": ASSETS_DIR / "fast_model", "fer2013": ASSETS_DIR / "fer2013_model"}
 
 
 def model_source(path: str | os.PathLike | None) -> Path:
@@ -150,9 +152,11 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 
 
 def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.dtype | None = None,
-                 **meta: Any) -> Path:
+                 class_bias: list[float] | None = None, **meta: Any) -> Path:
     """Write a checkpoint's weights (safetensors, as trained or cast to ``dtype``: ``torch.float16``
-    halves the file) and a JSON of its hparams plus ``meta``.
+    halves the file) and a JSON of its hparams plus ``meta``. ``class_bias`` (one value per class) is
+    added to the bias of the net's last linear layer, so every tool that loads the export sees the
+    adjusted logits (recorded as ``class_bias`` in the JSON).
 
     The result loads with :func:`load_model` (into fp32) and holds no pickle at all.
     """
@@ -162,12 +166,34 @@ def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, dtype
 
     ckpt = read_checkpoint(ckpt_path)
     out = Path(out_dir)
+    state = dict(ckpt["state_dict"])
+    if class_bias is not None:
+        key = _last_linear_bias(ckpt)
+        if len(class_bias) != len(state[key]):
+            raise EmotionError(f"class_bias has {len(class_bias)} values, the model {len(state[key])} classes.")
+        state[key] = state[key].float() + torch.tensor(class_bias, dtype=torch.float32)
+        meta["class_bias"] = [float(b) for b in class_bias]
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-             for k, v in ckpt["state_dict"].items()}
+             for k, v in state.items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
     write_json(out / META_FILE, {"hparams": dict(ckpt["hyper_parameters"]), **meta})
     return out
+
+
+def _last_linear_bias(ckpt: dict[str, Any]) -> str:
+    """The state-dict key of the bias of the net's last ``nn.Linear`` (its logits)."""
+    from emotion.models import create_model
+
+    hp = ckpt["hyper_parameters"]
+    net = create_model(hp["arch"], num_classes=hp.get("num_classes", 7), in_chans=hp.get("in_chans", 1))
+    linears = [name for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise EmotionError(f"{hp['arch']} has no linear layer to carry a class bias.")
+    key = f"model.{linears[-1]}.bias"
+    if key not in ckpt["state_dict"]:
+        raise EmotionError(f"{hp['arch']}: its last linear layer has no bias ({key}).")
+    return key
 
 
 def export_onnx(model: TrainedModel, path: str | os.PathLike) -> Path:

@@ -1,7 +1,7 @@
 """Export a trained checkpoint as weights only (safetensors) plus a JSON of what made it.
 
     python -m emotion.export CKPT OUT_DIR --train-metrics RUN/metrics.json \
-        [--eval-metrics EVAL/metrics.json ...] [--calibrate-on FER2013_ROOT] [--onnx] [--fp16]
+        [--eval-metrics EVAL/metrics.json ...] [--calibrate-on FER2013_ROOT] [--onnx] [--fp16] [--class-bias FILE]
 
 ``--calibrate-on`` fits a softmax temperature on PublicTest (val) and reports the expected
 calibration error on PrivateTest before and after; the predictor divides logits by it.
@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> Path:
     if args.calibrate_on:
         meta["calibration"] = calibrate(args.ckpt, args.calibrate_on)
         meta["temperature"] = meta["calibration"]["temperature"]
-    out = export_model(args.ckpt, args.out_dir, dtype=torch.float16 if args.fp16 else None, **meta)
+    bias = _read_json(args.class_bias)["bias"] if args.class_bias else None
+    if args.class_bias:
+        meta["class_bias_from"] = Path(args.class_bias).name
+    out = export_model(args.ckpt, args.out_dir, dtype=torch.float16 if args.fp16 else None, class_bias=bias, **meta)
     if args.onnx:
         export_onnx(load_model(out, device="cpu"), out / ONNX_FILE)
     print(f"exported {args.ckpt} -> {out} (temperature {meta['temperature']}" + (", with ONNX)" if args.onnx else ")"))
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calibrate-on", metavar="FER2013_ROOT", help="fit a temperature on this data's PublicTest")
     ap.add_argument("--onnx", action="store_true", help=f"also write {ONNX_FILE} for ONNX Runtime")
     ap.add_argument("--fp16", action="store_true", help="store the weights as fp16 (half the file; loaded into fp32)")
+    ap.add_argument("--class-bias", metavar="FILE",
+                    help="a JSON whose 'bias' (a value per class) is added to the logits "
+                         "(experiments/fit_class_prior.py)")
     args = ap.parse_args(argv)
     user_errors_exit(lambda: run(args))
 

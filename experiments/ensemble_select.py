@@ -105,8 +105,11 @@ def main() -> None:
     steps = greedy(list(probs), labels)
     all_acc = round(float((np.mean(probs, 0).argmax(1) == labels).mean()), 4)
     chosen = [args.candidates[i] for i in steps[-1]["members"]]
-    command = ("python -m emotion.evaluate 'ckpt_path=[" + ",".join(chosen) + f"]' split=test tta={args.tta} "
-               f"data.root={args.root}")
+    if all(member_source(c) is not None for c in chosen):  # records, no weights: read from their probabilities
+        command = "this command again with --read-test-once FILE"
+    else:
+        command = ("python -m emotion.evaluate 'ckpt_path=[" + ",".join(chosen) + f"]' split=test tta={args.tta} "
+                   f"data.root={args.root}")
     record = {"split": "val (PublicTest)", "faces": int(len(labels)), "tta": args.tta,
               "candidates": [{"source": c, "arch": a, "val_acc": round(v, 4)}
                              for c, a, v in zip(args.candidates, archs, accs)],

@@ -63,7 +63,9 @@ def main() -> None:
     for m in members:
         c = m.info["ferplus_crowd"]
         rows.append({"member": m.name, "arch": m.info["arch"], "params": m.info["params"],
-                     "protocol": m.info["protocol"], "tta": m.info["probs_tta"]["val"],
+                     "protocol": m.info["protocol"] + ("; + a class bias fitted on PublicTest (its PublicTest "
+                                                       "figures are optimistic)" if m.info.get("class_bias") else ""),
+                     "tta": m.info["probs_tta"]["val"],
                      "rule_score_val": round(default_score(m), 4),
                      **{f"{s}_{k}": round(c[s][k], 4) for s in ("val", "test")
                         for k in ("acc", "macro_recall", "neutral_recall", "sad_false_alarms", "fer2013_acc")},

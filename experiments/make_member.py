@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -51,17 +52,28 @@ def protocol_of(config: dict[str, Any]) -> str:
     return "FER2013 labels only, from scratch"
 
 
+def _exported_protocol(meta: dict[str, Any]) -> str:
+    if meta.get("protocol"):
+        return meta["protocol"]
+    if "ferplus" in str(meta.get("train_command", "")):
+        return "FER2013 labels + FER+ votes, from scratch"
+    if meta["hparams"].get("distill"):
+        return "FER2013 labels + a teacher's probabilities (from FER2013 labels), from scratch"
+    return "FER2013 labels only, from scratch"
+
+
 def describe(source: str) -> tuple[str, dict[str, Any]]:
-    """The checkpoint to record and what its run says about it."""
-    if source in BUNDLED_MODELS:
-        meta = json.loads((BUNDLED_MODELS[source] / "model.json").read_text())
+    """The checkpoint to record and what its run says about it: a run folder, a bundled model's name, or an
+    exported model folder (``model.json``)."""
+    folder = BUNDLED_MODELS.get(source) or (Path(source) if (Path(source) / "model.json").is_file() else None)
+    if folder is not None:
+        meta = json.loads((folder / "model.json").read_text())
         m = meta.get("metrics", {})
         return source, {"command": meta.get("train_command"), "git_commit": meta.get("git_commit"),
                         "tta": m.get("tta"), "fer2013": {"val": _acc(m.get("val")), "test": _acc(m.get("test"))},
                         "epochs": m.get("epochs"), "wall_time_s": m.get("wall_time_s"), "device": m.get("device"),
-                        "protocol": "FER2013 labels only, from scratch" if not meta["hparams"].get("distill")
-                        else "FER2013 labels + a teacher's probabilities (from FER2013 labels), from scratch",
-                        "bundled": source}
+                        "protocol": _exported_protocol(meta), "class_bias": meta.get("class_bias"),
+                        "bundled" if source in BUNDLED_MODELS else "exported": source}
     run = Path(source)
     metrics = json.loads((run / "metrics.json").read_text())
     config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
@@ -78,6 +90,26 @@ def describe(source: str) -> tuple[str, dict[str, Any]]:
                   "run_metrics": {k: metrics.get(k) for k in RUN_KEYS}}
 
 
+def _update_model_json(folder: Path, probs: dict, class_names: list[str], tta: str) -> None:
+    """Write this export's own FER2013 scores into its model.json ``metrics`` (an export whose logits were
+    changed, by a class bias say, no longer scores what its training run measured; the run's figures are
+    kept under ``run_metrics``)."""
+    from emotion.io import write_json
+    from emotion.reporting.record import split_metrics
+
+    path = folder / "model.json"
+    meta = json.loads(path.read_text())
+    run = meta.get("metrics", {})
+    k = len(class_names)
+    new = {split: split_metrics(np.bincount(labels.astype(int) * k + p.argmax(1), minlength=k * k).reshape(k, k),
+                                class_names)
+           for split, (p, _, labels) in probs.items() if split in ("val", "test")}
+    meta["run_metrics"] = meta.get("run_metrics") or run
+    meta["metrics"] = {**run, **new, "tta": tta, "precision": "bf16-mixed",
+                       "measured_by": "python " + " ".join(sys.argv)}
+    write_json(path, meta)
+
+
 def _acc(split: dict | None) -> dict | None:
     return None if not split else {k: split[k] for k in ("n", "acc", "f1_macro", "per_class_acc") if k in split}
 
@@ -89,6 +121,8 @@ def main() -> None:
     ap.add_argument("--weights", action="store_true", help="also keep its fp16 weights (members worth shipping)")
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
     ap.add_argument("--members", type=Path, default=MEMBERS_DIR)
+    ap.add_argument("--update-model-json", action="store_true",
+                    help="an exported folder: write its own FER2013 scores into its model.json metrics")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -112,14 +146,16 @@ def main() -> None:
               "record_command": "python " + " ".join(sys.argv)}
     out = args.members / args.name
     if args.weights:
-        if args.source in BUNDLED_MODELS:
-            raise SystemExit(f"{args.source} ships inside the package: its member needs no --weights")
+        if "bundled" in info or "exported" in info:
+            raise SystemExit(f"{args.source} is an exported model already: its member needs no --weights")
         # As emotion.export lays model.json out (metrics: the run's own record), plus the crowd's scores;
         # no temperature is fitted: FER2013's labels are not what a crowd-taught model should be calibrated to.
         export_model(ckpt, out / WEIGHTS_DIR, dtype=torch.float16, source_checkpoint=Path(ckpt).name,
                      train_command=record["command"], git_commit=record["git_commit"], protocol=record["protocol"],
                      metrics={**record["run_metrics"], "ferplus_crowd": crowd}, evaluations=[], temperature=1.0)
     write_member(out, record, probs)
+    if args.update_model_json:
+        _update_model_json(Path(args.source), probs, list(hp.get("class_names") or []), tta)
     summary = {s: {k: round(v, 4) for k, v in crowd[s].items() if isinstance(v, float)} for s in crowd}
     print(json.dumps({"member": str(out), "protocol": record["protocol"], "crowd": summary}, indent=2))
 

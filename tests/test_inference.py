@@ -369,7 +369,7 @@ def test_bundled_model_predicts():
 @pytest.mark.slow
 @needs_bundled
 @needs_shared_fer
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "fast", "fer2013"])
 def test_bundled_model_recorded_test_accuracy(tmp_path, name):
     """The accuracy in model.json is what each shipped model's weights score on PrivateTest today."""
     import torch
