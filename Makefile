@@ -55,8 +55,8 @@ bench-peers: $(PEERS_VENV)/.installed ## Our predictor beside the `fer` package,
 bench-video: $(PEERS_VENV)/.installed ## Our video pipeline beside `fer`'s Video.analyze on a 1080p pan (own venv)
 	$(PEERS_PY) experiments/bench_video.py $(ARGS)
 
-train: install ## The CPU recipe (experiment=vgg_cpu): VGG, bf16, EMA, 40 epochs, about 1.5 h on 2 cores (FER2013_DIR=path; ARGS=…)
-	$(PY) -m emotion.train experiment=vgg_cpu data.root=$(FER2013_DIR) $(ARGS)
+train: install ## The default model's recipe (experiment=vgg_ferplus: VGG taught by the FER+ crowd, bf16, EMA, 30 epochs, about 1.5-2 h on 2 cores; FER2013_DIR=path; ARGS=…)
+	$(PY) -m emotion.train experiment=vgg_ferplus data.root=$(FER2013_DIR) $(ARGS)
 
 train-sample: install ## A 3-epoch smoke run on the bundled 420-face sample
 	$(PY) -m emotion.train data=fer2013_sample model=mini_xception trainer=cpu trainer.max_epochs=3 logger=csv $(ARGS)

@@ -1,9 +1,9 @@
 """The README's accuracy tables: our models beside the published results, one table per protocol.
 
-    python experiments/accuracy_table.py [--runs experiments/results/cpu_runs] [--bundled DIR]
+    python experiments/accuracy_table.py [--runs experiments/results/cpu_runs]
 
 Reads the ``metrics.json`` of each run kept under ``--runs`` (copied there from the run folder by
-the command that made it; see the README), the bundled model's ``model.json``,
+the command that made it; see the README), each bundled model's ``model.json``,
 ``experiments/results/bench_peers.json`` when it exists (the ``fer`` package, measured here), and
 ``experiments/results/ferplus_check.json`` when it exists (the members against the FER+ crowd).
 Published numbers are quoted from their papers and labelled as such. Writes
@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from emotion.checkpoint import DEFAULT_MODEL
+from emotion.checkpoint import BUNDLED_MODELS
 from emotion.io import atomic_path
 
 HERE = Path(__file__).resolve().parent
@@ -115,13 +115,24 @@ def crowd_rows() -> list[str]:
     return rows
 
 
-def bundled_row(folder: Path) -> str:
-    """The bundled model as its training run measured it (``metrics`` in model.json)."""
-    meta = json.loads((folder / "model.json").read_text())
-    m = meta["metrics"]
-    name = f"ours: bundled model ({meta['hparams']['arch']})"
-    return _row(name, (m.get("val") or {}).get("acc"), (m.get("test") or {}).get("acc"), m.get("tta") or "none",
-                f"`{folder.relative_to(HERE.parent)}/model.json`")
+def bundled_rows() -> list[str]:
+    """Each bundled model as its model.json records it (``metrics``: the export's own scores where its logits
+    were changed, else its training run's)."""
+    rows = []
+    for name, folder in BUNDLED_MODELS.items():
+        if not (folder / "model.json").is_file():
+            continue
+        meta = json.loads((folder / "model.json").read_text())
+        m = meta["metrics"]
+        labels = labels_of({"command": meta.get("train_command", ""), "protocol": meta.get("protocol")})
+        if meta["hparams"].get("distill") and labels == "FER2013 labels only":
+            labels = "FER2013 labels + a teacher's probabilities"
+        if meta.get("class_bias"):
+            labels += " + a class bias fitted on PublicTest"
+        rows.append(_row(f"ours: bundled `{name}` ({meta['hparams']['arch']})", (m.get("val") or {}).get("acc"),
+                         (m.get("test") or {}).get("acc"), m.get("tta") or "none",
+                         f"`{folder.relative_to(HERE.parent)}/model.json`", f"{labels}; {OUR_PROTOCOL}"))
+    return rows
 
 
 def peer_row() -> str:
@@ -137,13 +148,12 @@ def peer_row() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default=str(RESULTS / "cpu_runs"), help="folder of run folders with metrics.json")
-    ap.add_argument("--bundled", default=str(DEFAULT_MODEL), help="exported model folder")
     ap.add_argument("--out", default=str(RESULTS / "accuracy.md"))
     args = ap.parse_args()
     header = ["| model | PublicTest (val) | PrivateTest (test) | TTA | protocol | source |",
               "|---|---:|---:|---|---|---|"]
     lines = ["## FER2013 protocol (7 classes, FER2013's labels on PrivateTest)", "", *header,
-             *our_rows(Path(args.runs)), bundled_row(Path(args.bundled)), peer_row(),
+             *our_rows(Path(args.runs)), *bundled_rows(), peer_row(),
              *(_row(f"published: {n}", val, test, "–", src, protocol) for n, val, test, protocol, src in PUBLISHED),
              "", "## The same faces judged by the crowd (FER+ plurality, 7 classes)", "", *crowd_rows(),
              "", "## FER+ protocol (Barsoum et al.: 8 classes, FER+ Valid to choose, FER+ Test majority labels)", "",
