@@ -149,6 +149,7 @@ def test_a_requeued_slurm_job_goes_on_in_its_own_folder(tmp_path):
     assert m["epochs"] == 2 and [e["epoch"] for e in m["history"]] == [0, 1]
 
 
+@pytest.mark.slow  # a whole Hydra multirun through submitit's local launcher
 def test_multirun_through_the_submitit_launcher(tmp_path):
     sweep = tmp_path / "multirun"
     r = run_cli("emotion.train", "-m", "hydra/launcher=local", "model=mini_xception", "model.lr=0.01,0.05",

@@ -14,7 +14,8 @@ from tests.helpers import ROOT
 
 BATCHES = ("37", "1", "8")  # FER2013's last batch at batch size 64, the smallest, and an even one
 #: timm architectures through the same rule (`model=timm model.name=…`): a ResNet-D and a ConvNeXt stem.
-TIMM = ["timm/resnet26d", "timm/convnext_atto"]
+# resnet26d, the slowest to build, in the slow suite (CI runs it too); convnext_atto stays in the default one.
+TIMM = [pytest.param("timm/resnet26d", marks=pytest.mark.slow), "timm/convnext_atto"]
 
 
 def train_steps(model: str, *extra: str) -> subprocess.CompletedProcess:

@@ -94,12 +94,14 @@ def assert_same_run(run: Path, reference: Path) -> None:
     assert m["command"].split() == [*ref["command"].split()[:-2], f"paths.log_dir={run.parents[2]}"]
 
 
+# Two cases in the default suite (a kill with nothing on the way out, a Ctrl-C caught); the other three in
+# the slow one, which CI also runs (#32: the default suite within 10 minutes).
 @pytest.mark.parametrize("where,at,sig,code", [
     ("train", STEPS + 3, "SIGKILL", -9),   # mid-epoch 1, nothing gets to run on the way out
-    ("val", 1, "SIGKILL", -9),             # during epoch 1's validation
-    ("train", STEPS + 3, "SIGTERM", 143),  # a scheduler's polite stop
+    pytest.param("val", 1, "SIGKILL", -9, marks=pytest.mark.slow),  # during epoch 1's validation
+    pytest.param("train", STEPS + 3, "SIGTERM", 143, marks=pytest.mark.slow),  # a scheduler's polite stop
     ("train", 2 * STEPS + 1, "SIGINT", 130),  # Ctrl-C in the last epoch
-    ("test", 0, "SIGKILL", -9),             # training done, PrivateTest pass under way
+    pytest.param("test", 0, "SIGKILL", -9, marks=pytest.mark.slow),  # training done, PrivateTest under way
 ])
 def test_killed_run_resumes_to_identical_weights(tmp_path, reference, where, at, sig, code):
     # train_cli also checks that no process of the killed run (a DataLoader worker) survives it.

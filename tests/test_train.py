@@ -38,7 +38,7 @@ def test_fast_dev_run_every_model(tmp_path, model):
     assert result.record["test"]["n"] == 8  # one test batch
 
 
-@pytest.mark.parametrize("name", ["convnext_atto", "resnet26d"])
+@pytest.mark.parametrize("name", ["convnext_atto", pytest.param("resnet26d", marks=pytest.mark.slow)])
 def test_a_timm_model_by_config_trains_and_loads(tmp_path, name):
     cfg = compose_cfg(tmp_path, quick_overrides("model=timm", f"model.name={name}", "trainer.max_epochs=1",
                                                 "data.batch_size=32"))
@@ -177,6 +177,7 @@ def test_evaluate_cli_on_another_datasets_class_folders(tiny_checkpoint, tmp_pat
     assert "evaluate it with split=test" in r.stderr and not (tmp_path / "c" / "metrics.json").exists()
 
 
+@pytest.mark.slow  # CLI processes on an ensemble of checkpoints: in the slow suite, which CI also runs
 def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):
     runs = {}
     for name, ckpt in (("single", f"{tiny_checkpoint}"), ("pair", f"[{tiny_checkpoint},{tiny_checkpoint}]")):
