@@ -7,7 +7,7 @@ import argparse
 
 from emotion.inference.detection import MinFace
 
-__all__ = ["min_face", "positive_int", "seconds"]
+__all__ = ["fraction", "min_face", "positive_int", "seconds"]
 
 
 def min_face(s: str) -> MinFace:
@@ -36,4 +36,14 @@ def positive_int(s: str) -> int:
         raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def fraction(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {v}")
     return v

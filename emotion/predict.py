@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from emotion.cliargs import min_face, positive_int, seconds
+from emotion.cliargs import fraction, min_face, positive_int, seconds
 from emotion.errors import EmotionError, quiet_library_warnings
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.inference.drivers.session import FORMATS, PredictSession
+from emotion.inference.trust import ABSTAIN, MIN_QUALITY
 from emotion.inference.video import DETECT_EVERY, VideoOptions
 from emotion.models.tta import TTA_MODES
 
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
                          "means) or tencrop")
+    ap.add_argument("--min-quality", type=fraction, default=MIN_QUALITY, metavar="Q",
+                    help="label a face 'uncertain' when its quality (0-1: size, sharpness, pose) is below Q; 0 labels "
+                         "every face (default: %(default)s, measured: experiments/results/quality.md)")
+    ap.add_argument("--abstain", type=fraction, default=ABSTAIN, metavar="P",
+                    help="label a face 'uncertain' when its top probability is below P; 0 labels every face "
+                         "(default: %(default)s, measured: experiments/results/quality.md)")
+    ap.add_argument("--explain", action="store_true",
+                    help="write each photo face's saliency overlay (occlusion: what the model looked at), "
+                         "NAME_face<i>_explain.png, named in the results' explanation column")
     ap.add_argument("--no-align", action="store_true", help="do not rotate faces to level the eyes")
     ap.add_argument("--runtime", choices=RUNTIMES, default="torch",
                     help="run the classifier with torch or ONNX Runtime (CPU; default: %(default)s)")
@@ -73,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> dict:  # the predictor's settings, for either engine
-    return dict(align=not args.no_align, tta=args.tta, min_face=args.min_face, faces_are_crops=args.faces_are_crops)
+    return dict(align=not args.no_align, tta=args.tta, min_face=args.min_face, faces_are_crops=args.faces_are_crops,
+                min_quality=args.min_quality, abstain=args.abstain)
 
 
 def _predictor(args: argparse.Namespace) -> FaceEmotionPredictor:
@@ -106,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.format not in (None, "parquet"):
             raise EmotionError(f"--engine ray writes Parquet only (DIR/predictions.parquet/): drop --format "
                                f"{args.format}, or use --engine local for {args.format}.")
+        if args.explain:
+            raise EmotionError("--explain writes a PNG per face, which --engine ray does not: use --engine local.")
         return _run_ray(args)
     jobs, missing = collect_inputs(args.paths, exclude=Path(args.out))
     for _, message in missing:
@@ -117,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
         video=VideoOptions(every=args.every, detect_every=args.detect_every, smooth_s=args.smooth,
                            realtime=True if args.live else None), show=args.show,
         say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
-        progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None))
+        progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None),
+        explain=args.explain)
     session.errors += [{"path": path, "error": message} for path, message in missing]
     interrupted = False
     with tqdm(total=len(jobs), desc="images", unit="file", disable=None if len(jobs) > 1 else True) as bar:

@@ -55,7 +55,13 @@ def assert_valid(result: ImageResult) -> None:
         assert list(face.probabilities) == list(CLASS_NAMES)
         assert math.isclose(sum(face.probabilities.values()), 1.0, abs_tol=1e-6)
         assert all(0.0 <= p <= 1.0 for p in face.probabilities.values())
-        assert face.label in CLASS_NAMES and face.label == max(face.probabilities, key=face.probabilities.get)
+        assert face.predicted in CLASS_NAMES and face.predicted == max(face.probabilities, key=face.probabilities.get)
+        # A face is named, or held back with its reason.
+        assert (face.label, face.uncertain) in ((face.predicted, None), ("uncertain", "quality"),
+                                                ("uncertain", "confidence"))
+        # The quality's size is the detector's box, which the result's box is clipped from.
+        assert 0.0 <= face.quality.overall <= 1.0 and face.quality.size_px >= max(x2 - x1, y2 - y1) - 1e-6
+        assert face.quality.score == face.score and face.quality.yaw is not None
         assert face.crop is not None and face.crop.shape == (48, 48) and face.crop.dtype == np.uint8
 
 
@@ -115,11 +121,14 @@ def test_json_schema(sample_result):
     assert set(d) == {"path", "size", "frame", "time_s", "faces"}
     assert d["size"] == list(Image.open(SAMPLE_PHOTO).size) and d["frame"] is None and d["time_s"] is None
     for f in d["faces"]:
-        assert set(f) == {"box", "score", "landmarks", "label", "probabilities"}
+        assert set(f) == {"box", "score", "landmarks", "label", "predicted", "uncertain", "quality", "explanation",
+                          "probabilities"}
+        assert set(f["quality"]) == {"overall", "size_px", "sharpness", "yaw", "roll", "score"}
+        assert f["predicted"] in CLASS_NAMES and f["explanation"] is None
         assert len(f["box"]) == 4 and all(isinstance(v, float) for v in f["box"])
         assert isinstance(f["score"], float)
         assert len(f["landmarks"]) == 5 and all(len(p) == 2 for p in f["landmarks"])
-        assert f["label"] in CLASS_NAMES
+        assert f["label"] in (f["predicted"], "uncertain")
         assert list(f["probabilities"]) == list(CLASS_NAMES)
         assert math.isclose(sum(f["probabilities"].values()), 1.0, abs_tol=1e-5)
 

@@ -111,7 +111,8 @@ def test_csv_no_faces_and_options_in_process(exported, tmp_path, capsys, monkeyp
     assert json.loads((out / "errors.json").read_text()) == []
     assert rows[0]["path"] == str(blank) and rows[0]["face"] == ""
     faces = rows[1:]
-    assert len(faces) == 6 and {r["label"] for r in faces} <= set(CLASS_NAMES)
+    assert len(faces) == 6 and {r["predicted"] for r in faces} <= set(CLASS_NAMES)
+    assert all(r["label"] in (r["predicted"], "uncertain") and 0 <= float(r["quality_overall"]) <= 1 for r in faces)
     for r in faces:
         assert abs(sum(float(r[f"p_{c}"]) for c in CLASS_NAMES) - 1) < 1e-4
 

@@ -19,6 +19,7 @@ from emotion.inference.detection.detector import DETECT_MAX_SIDE, Detections, Fa
 from emotion.inference.images import MAX_PIXELS, ImageSource, load_image
 from emotion.inference.results import FaceResult, ImageResult
 from emotion.inference.runtime import load_classifier
+from emotion.inference.trust.quality import ABSTAIN, MIN_QUALITY, UNCERTAIN, check_threshold, decide, face_quality
 from emotion.models.tta import check_tta, predict_proba
 
 __all__ = ["FaceEmotionPredictor"]
@@ -68,12 +69,19 @@ class FaceEmotionPredictor:
             natively (a CPU with AVX-512 BF16 or AMX, a bf16 GPU), which is several times faster.
         faces_are_crops: each image is one already-cropped face (a folder like FER2013's own):
             no detection, margin or alignment; its box is the whole image, with score 1.
+        min_quality: a face whose quality (:class:`~emotion.inference.trust.FaceQuality`'s ``overall``) is
+            below this is labelled ``"uncertain"`` (its probabilities kept); 0 labels every face. The
+            default holds back the faces the model gets wrong more often than right
+            (``experiments/results/quality.md``).
+        abstain: a face whose calibrated top probability is below this is labelled ``"uncertain"``; 0
+            labels every face. Default chosen by the same rule.
     """
 
     def __init__(self, model: nn.Module, *, margin: float = DEFAULT_MARGIN, align: bool = True,
                  tta: str | bool = "none", min_face: MinFace | float | None = None, min_score: float = 0.9,
                  detect_max_side: int = DETECT_MAX_SIDE, max_pixels: int | None = MAX_PIXELS,
-                 bf16: bool | None = None, faces_are_crops: bool = False) -> None:
+                 bf16: bool | None = None, faces_are_crops: bool = False, min_quality: float = MIN_QUALITY,
+                 abstain: float = ABSTAIN) -> None:
         self.model = model.eval()
         #: where the model came from, as results documents name it (set by from_checkpoint).
         self.checkpoint = "in memory"
@@ -93,6 +101,8 @@ class FaceEmotionPredictor:
         self.bf16 = bool(bf16) and self.runtime == "torch"  # ONNX Runtime runs the graph as exported
         self.max_pixels = max_pixels
         self.faces_are_crops = bool(faces_are_crops)
+        self.min_quality = check_threshold("min_quality", min_quality)
+        self.abstain = check_threshold("abstain", abstain)
         self.detector = FaceDetector(self.device, min_face=min_face, min_score=min_score,
                                      max_side=detect_max_side)
 
@@ -169,10 +179,16 @@ class FaceEmotionPredictor:
 
     def result(self, size: tuple[int, int], detections: Detections, faces: np.ndarray, probs: np.ndarray,
                path: str | None = None, frame: int | None = None, time_s: float | None = None,
-               per_face: list[dict[str, Any]] | None = None) -> ImageResult:
+               per_face: list[dict[str, Any]] | None = None, min_quality: float | None = None,
+               abstain: float | None = None) -> ImageResult:
         """The :class:`ImageResult` of an image of ``size`` from its faces and their probabilities;
-        ``per_face`` adds fields to each :class:`FaceResult`, in detection order (a video's tracks)."""
+        ``per_face`` adds fields to each :class:`FaceResult`, in detection order (a video's tracks);
+        ``min_quality`` and ``abstain`` override the predictor's own for this image."""
         w, h = size
+        min_quality = self.min_quality if min_quality is None else check_threshold("min_quality", min_quality)
+        abstain = self.abstain if abstain is None else check_threshold("abstain", abstain)
+        qualities = face_quality(detections.boxes, detections.scores, detections.landmarks, faces,
+                                 aligned=self.align and not self.faces_are_crops)
         results = []
         # Left to right, so that the numbers on a figure read naturally.
         boxes = detections.boxes
@@ -182,13 +198,14 @@ class FaceEmotionPredictor:
             p = probs[i].astype(np.float64)
             p = p / p.sum()  # float32 softmax sums to 1 ± 1e-7; make the JSON exact-ish
             marks = detections.landmarks
+            why = decide(float(p.max()), qualities[i], min_quality, abstain)
             results.append(FaceResult(
                 box=tuple(float(v) for v in box),
                 score=float(detections.scores[i]),
                 landmarks=None if marks is None else tuple((float(x), float(y)) for x, y in marks[i]),
-                label=self.class_names[int(p.argmax())],
+                label=UNCERTAIN if why else self.class_names[int(p.argmax())],
                 probabilities={name: float(v) for name, v in zip(self.class_names, p)},
-                crop=faces[i],
+                crop=faces[i], quality=qualities[i], uncertain=why,
                 **(per_face[i] if per_face is not None else {}),
             ))
         return ImageResult(path=path, size=(w, h), faces=results, frame=frame, time_s=time_s)
@@ -198,6 +215,26 @@ class FaceEmotionPredictor:
         """Detect and classify on an already loaded, upright RGB image (e.g. a video frame)."""
         det, faces = self.find_faces(image)
         return self.result(image.size, det, faces, self.classify(faces), path=path, frame=frame, time_s=time_s)
+
+    def explain(self, image: ImageSource, method: str = "auto") -> ImageResult:
+        """:meth:`__call__`, with each face's saliency map (:attr:`FaceResult.saliency`): where on the 48×48
+        face the evidence for its predicted class lies. ``method``: ``auto`` (occlusion), ``occlusion`` or
+        ``gradcam`` (:mod:`emotion.inference.trust.explain`). Draw one with
+        :func:`~emotion.inference.trust.explain.overlay` (``overlay(face.crop, face.saliency)``)."""
+        return self.explain_result(self(image), method)
+
+    def explain_result(self, result: ImageResult, method: str = "auto") -> ImageResult:
+        """``result`` with each face's saliency map filled in (see :meth:`explain`)."""
+        from dataclasses import replace
+
+        from emotion.inference.trust.explain import saliency
+
+        if not result.faces:
+            return result
+        faces = np.stack([f.crop for f in result.faces])
+        targets = [self.class_names.index(f.predicted) for f in result.faces]
+        maps = saliency(self, faces, targets, method)
+        return replace(result, faces=[replace(f, saliency=m) for f, m in zip(result.faces, maps)])
 
     def video(self, source: str | int | os.PathLike, **options: Any):
         """Every frame of a video (a file, a webcam index or a stream URL) with face tracks and
@@ -216,7 +253,8 @@ class FaceEmotionPredictor:
             "settings": {"margin": self.margin, "align": self.align, "tta": self.tta,
                          "min_face": self.detector.min_face.px or "auto", "min_score": self.detector.min_score,
                          "device": str(self.device), "runtime": self.runtime,
-                         "faces_are_crops": self.faces_are_crops},
+                         "faces_are_crops": self.faces_are_crops, "min_quality": self.min_quality,
+                         "abstain": self.abstain},
         }
 
     def __call__(self, image: ImageSource) -> ImageResult:
@@ -239,5 +277,6 @@ class FaceEmotionPredictor:
         arch = getattr(self.model, "hparams", {}).get("arch", type(self.model).__name__)
         return (f"FaceEmotionPredictor(arch={arch!r}, runtime={self.runtime!r}, device={self.device}, "
                 f"margin={self.margin}, "
-                f"align={self.align}, tta={self.tta!r}, bf16={self.bf16}, temperature={self.temperature}"
+                f"align={self.align}, tta={self.tta!r}, bf16={self.bf16}, temperature={self.temperature}, "
+                f"min_quality={self.min_quality}, abstain={self.abstain}"
                 + (", faces_are_crops=True)" if self.faces_are_crops else ")"))

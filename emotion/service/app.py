@@ -16,7 +16,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from email import policy
 from email.parser import BytesParser
 from importlib.resources import files
@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from emotion.errors import EmotionError, TooLarge
 from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
 from emotion.inference.detection import MAX_MIN_FACE, MinFace
+from emotion.inference.trust.explain import overlay
 from emotion.service.batcher import FaceBatcher
 
 __all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
@@ -82,7 +83,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 #: The query options of ``POST /predict``; any other is refused (a typo would otherwise pass silently).
-QUERY_OPTIONS = ("min_face", "tta", "faces_are_crops", "crops")
+QUERY_OPTIONS = ("min_face", "tta", "faces_are_crops", "crops", "min_quality", "abstain", "explain")
 
 
 def predict_options(
@@ -93,6 +94,11 @@ def predict_options(
                                                                              "(default: the server's)"),
     faces_are_crops: bool | None = Query(None, description="the image is one face, cropped: skip detection"),
     crops: bool = Query(False, description="also return each face's 48×48 crop as a base64 PNG"),
+    min_quality: float | None = Query(None, ge=0, le=1, description="label a face 'uncertain' when its quality "
+                                                                   "is below this (default: the server's)"),
+    abstain: float | None = Query(None, ge=0, le=1, description="label a face 'uncertain' when its top "
+                                                               "probability is below this (default: the server's)"),
+    explain: bool = Query(False, description="also return each face's saliency overlay as a base64 PNG"),
 ) -> dict[str, Any]:
     """The query options, typed (so ``/openapi.json`` lists them) and checked."""
     unknown = sorted(set(request.query_params) - set(QUERY_OPTIONS))
@@ -102,7 +108,8 @@ def predict_options(
         parsed = None if min_face is None else MinFace.parse(min_face)
     except ValueError as e:
         raise Refused(400, f"min_face={min_face!r}: {e}.") from None
-    return {"min_face": parsed, "tta": tta, "faces_are_crops": faces_are_crops, "crops": crops}
+    return {"min_face": parsed, "tta": tta, "faces_are_crops": faces_are_crops, "crops": crops,
+            "min_quality": min_quality, "abstain": abstain, "explain": explain}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -141,9 +148,9 @@ def _image_bytes(content_type: str, body: bytes) -> bytes:
                        "send the image as the multipart field 'file'.")
 
 
-def _png_b64(face: np.ndarray) -> str:
+def _png_b64(face: np.ndarray | Image.Image) -> str:
     buf = io.BytesIO()
-    Image.fromarray(face, "L").save(buf, format="PNG")
+    (face if isinstance(face, Image.Image) else Image.fromarray(face, "L")).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -188,7 +195,12 @@ class _Service:
             # Alone (or unbatched): classified in the pool thread that found the faces, which is faster
             # than a hand-off to the batcher (measured), and never on the event loop, which serves the others.
             probs = await loop.run_in_executor(self.pool, lambda: self.batcher.submit_alone(faces, tta))
-        result = self.predictor.result(size, det, faces, probs)
+        result = self.predictor.result(size, det, faces, probs, min_quality=opts["min_quality"],
+                                       abstain=opts["abstain"])
+        if opts["explain"] and result.faces:  # occlusion: ~145 classifier passes a face, off the event loop
+            result = await loop.run_in_executor(self.pool, self.predictor.explain_result, result)
+            result = replace(result, faces=[replace(f, explanation="data:image/png;base64," + _png_b64(
+                overlay(f.crop, f.saliency))) for f in result.faces])
         out = {"schema_version": SCHEMA_VERSION, **result.to_dict(), "tta": tta}
         if opts["crops"]:
             for face, doc in zip(result.faces, out["faces"]):

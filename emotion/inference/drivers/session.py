@@ -51,13 +51,16 @@ class PredictSession:
         min_segment_s: a track's label change shorter than this does not split its segments.
         say: where per-input lines go (``say(text, err)``); the CLI passes tqdm's writer.
         progress: ``progress(total, desc)`` → a tqdm-like bar for a video's frames, or ``None``.
+        explain: write each image face's saliency overlay, ``<name>_face<i>_explain.png``, and name it in
+            the face's ``explanation`` (videos are not explained).
     """
 
     def __init__(self, predictor: FaceEmotionPredictor, out: str | Path, *, annotate: bool = True,
                  annotate_video: bool = False, video: VideoOptions | None = None, show: bool = False,
                  min_segment_s: float = 0.5, say: Callable[[str, bool], None] | None = None,
-                 progress: Callable[..., Any] | None = None) -> None:
+                 progress: Callable[..., Any] | None = None, explain: bool = False) -> None:
         self.predictor = predictor
+        self.explain = explain
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise EmotionError(f"--out '{self.out}' is a file; give a folder.")
@@ -121,6 +124,8 @@ class PredictSession:
         """Record an image's result: in the results, on screen, as an annotated PNG."""
         from emotion.io import atomic_path
 
+        if self.explain:
+            result = self._explained(job, result)
         self.results.append(result.to_dict())
         if not quiet:
             self.say(face_table(str(job.path), result), False)
@@ -128,6 +133,21 @@ class PredictSession:
             fig = self.predictor.annotate(rgb, result)
             with atomic_path(self.out / f"{job.name}.png") as tmp:
                 fig.save(tmp, format="PNG", optimize=False)
+
+    def _explained(self, job: Job, result: ImageResult) -> ImageResult:
+        """``result`` with each face's overlay written and named (:meth:`FaceEmotionPredictor.explain_result`)."""
+        from dataclasses import replace
+
+        from emotion.inference.trust.explain import overlay
+        from emotion.io import atomic_path
+
+        faces = []
+        for i, face in enumerate(self.predictor.explain_result(result).faces, 1):
+            name = f"{job.name}_face{i}_explain.png"
+            with atomic_path(self.out / name) as tmp:
+                overlay(face.crop, face.saliency).save(tmp, format="PNG")
+            faces.append(replace(face, explanation=name))
+        return replace(result, faces=faces)
 
     def video(self, job: Job, quiet: bool = False) -> None:
         """Analyse one video or live source: its frames' rows, ``<name>_tracks.csv``,

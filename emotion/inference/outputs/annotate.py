@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from emotion.inference.results import ImageResult
 
-__all__ = ["CLASS_COLORS", "class_color", "draw_boxes", "draw_figure", "draw_tracks_bgr"]
+__all__ = ["CLASS_COLORS", "UNCERTAIN_COLOR", "class_color", "face_tag", "draw_boxes", "draw_figure", "draw_tracks_bgr"]
 
 #: Okabe–Ito colours (distinguishable with colour-blindness), one per FER2013 class.
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
@@ -19,13 +19,24 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "sad": (0, 114, 178), "surprise": (86, 180, 233), "neutral": (127, 127, 127),
 }
 _OTHER = [(0, 0, 0), (240, 228, 66), (153, 79, 0), (102, 102, 255)]
+#: Held-back ("uncertain") faces are drawn in this light grey, thin, with their top class in brackets.
+UNCERTAIN_COLOR = (190, 190, 190)
 MAX_PANEL_FACES = 48  # beyond this the panel says "+N more": the photo still shows every box
 FACE_PX = 96  # each 48×48 face is shown at 2× (nearest neighbour: the pixels the model saw)
 
 
 def class_color(name: str) -> tuple[int, int, int]:
-    """The colour of a class (stable for unknown names too)."""
+    """The colour of a class (stable for unknown names too); light grey for ``uncertain``."""
+    if name == "uncertain":
+        return UNCERTAIN_COLOR
     return CLASS_COLORS.get(name, _OTHER[sum(map(ord, name)) % len(_OTHER)])
+
+
+def face_tag(face) -> str:
+    """``label p%``, or ``? (happy 41%)`` for a held-back face."""
+    if face.is_uncertain:
+        return f"? ({face.predicted} {face.confidence:.0%})"
+    return f"{face.label} {face.confidence:.0%}"
 
 
 @lru_cache(maxsize=16)
@@ -53,11 +64,11 @@ def draw_boxes(image: Image.Image, result: ImageResult, scale: float = 1.0) -> I
     for i, face in enumerate(result.faces, 1):
         color = class_color(face.label)
         x1, y1, x2, y2 = (v * scale for v in face.box)
-        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=max(1, width // 2) if face.is_uncertain else width)
         r = max(1.5, width * 0.8)
         for px, py in face.landmarks or ():
             draw.ellipse((px * scale - r, py * scale - r, px * scale + r, py * scale + r), fill=color)
-        tag = f"{i} {face.label} {face.confidence:.0%}"
+        tag = f"{i} {face_tag(face)}"
         tl, tt, tr, tb = draw.textbbox((0, 0), tag, font=font)
         tw, th = tr - tl + 2 * width, tb - tt + 2 * width
         ty = y1 - th if y1 - th >= 0 else y2  # above the box, or below it at the top edge
@@ -95,14 +106,16 @@ def _face_panel(result: ImageResult, class_names: Sequence[str], height: int) ->
         draw.text((x0, y0 + 2), str(k + 1), fill=color, font=font)
         fx = x0 + 24
         if face.crop is not None:
-            crop = Image.fromarray(face.crop).resize((FACE_PX, FACE_PX), Image.Resampling.NEAREST)
-            panel.paste(crop.convert("RGB"), (fx, y0))
+            crop = Image.fromarray(face.crop).resize((FACE_PX, FACE_PX), Image.Resampling.NEAREST).convert("RGB")
+            if face.is_uncertain:  # greyed out: half way to white
+                crop = Image.blend(crop, Image.new("RGB", crop.size, "white"), 0.5)
+            panel.paste(crop, (fx, y0))
         draw.rectangle((fx - 2, y0 - 2, fx + FACE_PX + 1, y0 + FACE_PX + 1), outline=color, width=2)
         bx = fx + FACE_PX + 10
         for j, name in enumerate(class_names):
             p = float(face.probabilities.get(name, 0.0))
             by = y0 + j * (bar_h + gap)
-            bold = name == face.label
+            bold = name == face.label  # a held-back face has no bold row
             draw.text((bx, by), name, fill=(0, 0, 0) if bold else (90, 90, 90), font=small)
             left = bx + name_w
             draw.rectangle((left, by + 1, left + bar_w, by + bar_h - 1), fill=(236, 236, 236))
@@ -141,13 +154,13 @@ def draw_tracks_bgr(bgr, result: ImageResult):
     font_scale = max(0.5, min(w, h) / 1400)
     for face in result.faces:
         label = face.smoothed_label
-        r, g, b = class_color(label)
+        r, g, b = UNCERTAIN_COLOR if face.is_uncertain else class_color(label)
         color = (b, g, r)
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         cv2.rectangle(bgr, (x1, y1), (x2, y2), color, thick if face.detected else max(1, thick // 2), cv2.LINE_AA)
         track = "" if face.track is None or face.track < 0 else f"#{face.track} "
         p = (face.smoothed or face.probabilities)[label]
-        tag = f"{track}{label} {p:.0%}"
+        tag = f"{track}{'? ' if face.is_uncertain else ''}{label} {p:.0%}"
         (tw, th), base = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thick // 2))
         ty = y1 - th - base - 2 * thick if y1 - th - base - 2 * thick >= 0 else y2
         tx = min(max(x1, 0), max(w - tw - 2 * thick, 0))

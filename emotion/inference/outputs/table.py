@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["Table", "face_table", "face_rows", "track_table", "track_rows"]
+__all__ = ["QUALITY_PARTS", "Table", "face_table", "face_rows", "track_table", "track_rows"]
 
 #: Each kind's Arrow and pandas type.
 _ARROW = {"str": "string", "int32": "int32", "int64": "int64", "float": "float64", "bool": "bool_"}
@@ -56,12 +56,18 @@ class Table:
         return df.astype({name: _PANDAS[kind] for name, kind in self.columns})
 
 
+#: The ``quality_*`` columns: :class:`~emotion.inference.trust.FaceQuality`'s fields.
+QUALITY_PARTS = ("overall", "size_px", "sharpness", "yaw", "roll")
+
+
 def face_table(class_names: Sequence[str]) -> Table:
-    """The per-face columns; ``track``, ``detected`` and the ``smooth_*`` columns are filled for videos."""
+    """The per-face columns; ``track``, ``detected`` and the ``smooth_*`` columns are filled for videos;
+    ``label`` is ``uncertain`` for a held-back face (``uncertain`` says why), ``predicted`` its top class."""
     return Table((("path", "str"), ("frame", "int64"), ("time_s", "float"), ("width", "int32"), ("height", "int32"),
                   ("face", "int32"), ("track", "int64"), ("detected", "bool"), ("x1", "float"), ("y1", "float"),
-                  ("x2", "float"), ("y2", "float"), ("score", "float"), ("label", "str"),
-                  *[(f"p_{c}", "float") for c in class_names], ("smooth_label", "str"),
+                  ("x2", "float"), ("y2", "float"), ("score", "float"), ("label", "str"), ("predicted", "str"),
+                  ("uncertain", "str"), *[(f"p_{c}", "float") for c in class_names],
+                  *[(f"quality_{k}", "float") for k in QUALITY_PARTS], ("explanation", "str"), ("smooth_label", "str"),
                   *[(f"smooth_{c}", "float") for c in class_names]))
 
 
@@ -76,8 +82,11 @@ def face_rows(results: Sequence[dict[str, Any]], class_names: Sequence[str]) -> 
             rows.append(head + [None] * (width - len(head)))
         for i, f in enumerate(r["faces"], 1):
             smooth = f.get("smoothed") or {}
+            quality = f.get("quality") or {}
             rows.append(head + [i, f.get("track"), f.get("detected"), *f["box"], f["score"], f["label"],
-                                *[f["probabilities"].get(c) for c in class_names], f.get("smoothed_label"),
+                                f.get("predicted"), f.get("uncertain"),
+                                *[f["probabilities"].get(c) for c in class_names],
+                                *[quality.get(k) for k in QUALITY_PARTS], f.get("explanation"), f.get("smoothed_label"),
                                 *[smooth.get(c) for c in class_names]])
     return rows
 

@@ -2,20 +2,21 @@
 "use strict";
 
 const COLORS = {angry: "#e53935", disgust: "#8e24aa", fear: "#5e35b1", happy: "#fdd835",
-                sad: "#1e88e5", surprise: "#fb8c00", neutral: "#90a4ae"};
+                sad: "#1e88e5", surprise: "#fb8c00", neutral: "#90a4ae", uncertain: "#d0d0d0"};
 const $ = (id) => document.getElementById(id);
 const photo = $("photo"), video = $("video"), overlay = $("overlay"), facesBox = $("faces");
 let streaming = null;
+let lastBlob = null;  // the photo on show, sent again with explain=1 when a face is clicked
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").className = isError ? "error" : "";
 }
 
-async function predict(blob) {
+async function predict(blob, explain = false) {
   const form = new FormData();
   form.append("file", blob, "upload");
-  const query = "crops=true" + ($("tta").checked ? "&tta=flip" : "");
+  const query = "crops=true" + ($("tta").checked ? "&tta=flip" : "") + (explain ? "&explain=1" : "");
   const response = await fetch("predict?" + query, {method: "POST", body: form});
   const body = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
@@ -36,7 +37,7 @@ function draw(result, shown) {
     const color = COLORS[face.label] || "#fff";
     ctx.strokeStyle = color;
     ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
-    const tag = `${i + 1} ${face.label} ${Math.round(face.probabilities[face.label] * 100)}%`;
+    const tag = `${i + 1} ${tagOf(face)}`;
     const tw = ctx.measureText(tag).width + 8;
     ctx.fillStyle = color;
     ctx.fillRect(x1 * sx, Math.max(0, y1 * sy - 20), tw, 20);
@@ -45,10 +46,44 @@ function draw(result, shown) {
   });
 }
 
+function tagOf(face) {  // "happy 93%", or "? (happy 41%)" for a face held back
+  const p = `${face.predicted} ${Math.round(face.probabilities[face.predicted] * 100)}%`;
+  return face.label === "uncertain" ? `? (${p})` : p;
+}
+
+async function explainFaces() {  // one request for every face's saliency overlay, shown in place of the crops
+  if (!lastBlob || document.body.dataset.explained) return;
+  setStatus("Explaining…");
+  try {
+    const body = await predict(lastBlob, true);
+    document.querySelectorAll(".face").forEach((card, i) => {
+      const face = body.faces[i];
+      if (!face || !face.explanation) return;
+      card.dataset.crop = card.querySelector("img").src;
+      card.dataset.explanation = face.explanation;
+    });
+    document.body.dataset.explained = "1";
+    setStatus("Click a face to switch between the face and where the model looked.");
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+async function toggleExplanation(card) {
+  await explainFaces();
+  if (!card.dataset.explanation) return;
+  const img = card.querySelector("img");
+  const showing = img.src === card.dataset.explanation;
+  img.src = showing ? card.dataset.crop : card.dataset.explanation;
+  card.classList.toggle("explained", !showing);
+}
+
 function listFaces(result) {
   facesBox.replaceChildren(...result.faces.map((face, i) => {
     const card = document.createElement("div");
-    card.className = "face";
+    card.className = face.label === "uncertain" ? "face uncertain" : "face";
+    card.title = "click: where the model looked";
+    card.addEventListener("click", () => toggleExplanation(card));
     const img = document.createElement("img");
     img.alt = `face ${i + 1}`;
     if (face.crop_png) img.src = "data:image/png;base64," + face.crop_png;
@@ -56,8 +91,15 @@ function listFaces(result) {
     const label = document.createElement("div");
     label.className = "label";
     label.dataset.label = face.label;
-    label.textContent = `${i + 1}. ${face.label}`;
-    info.append(label);
+    label.textContent = `${i + 1}. ${face.label}` + (face.uncertain ? ` (${face.uncertain}: ${face.predicted}?)` : "");
+    const quality = document.createElement("div");
+    quality.className = "quality";
+    if (face.quality) {
+      const q = face.quality;
+      quality.textContent = `quality ${q.overall.toFixed(2)} · ${Math.round(q.size_px)} px` +
+                            (q.yaw === null ? "" : ` · yaw ${Math.round(q.yaw)}°`);
+    }
+    info.append(label, quality);
     for (const [name, p] of Object.entries(face.probabilities)) {
       const bar = document.createElement("div");
       bar.className = "bar";
@@ -74,7 +116,8 @@ function show(result, shown, prefix = "") {
   draw(result, shown);
   listFaces(result);
   const n = result.faces.length;
-  setStatus(`${prefix}${n} face${n === 1 ? "" : "s"} found in ${result.time_ms} ms.`);
+  setStatus(`${prefix}${n} face${n === 1 ? "" : "s"} found in ${result.time_ms} ms.` +
+            (n && !prefix ? " Click a face to see where the model looked." : ""));
   document.body.dataset.faces = String(n);
 }
 
@@ -83,6 +126,8 @@ async function analyseFile(file) {
   stopWebcam();
   setStatus("Analysing…");
   document.body.dataset.faces = "";
+  delete document.body.dataset.explained;
+  lastBlob = file;
   photo.src = URL.createObjectURL(file);
   await photo.decode().catch(() => {});
   try {
@@ -113,6 +158,7 @@ async function webcamLoop() {
       canvas.getContext("2d").drawImage(video, 0, 0);
       const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
       try {
+        lastBlob = null;  // a webcam frame is gone by the time of a click
         if (streaming) show(await predict(blob), video, "Webcam: ");
       } catch (error) {
         setStatus(error.message, true);
