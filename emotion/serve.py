@@ -5,7 +5,9 @@
     python -m emotion.serve [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT_OR_FOLDER] [--runtime torch|onnx]
 
 ``POST /predict`` takes an image (raw body or the multipart field ``file``) and returns its faces as
-``predictions.json`` records them; ``/`` is the page, ``/health`` the state, ``/docs`` the API.
+``predictions.json`` records them; ``POST /predict/video`` queues a video and ``GET /jobs/{id}`` follows it
+to the same document (jobs live in memory: not across a restart); ``/`` is the page, ``/health`` the state,
+``/docs`` the API.
 SIGTERM or Ctrl-C stops it after the requests in progress (exit 0).
 """
 
@@ -45,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-batching", action="store_true", help="classify each request on its own")
     ap.add_argument("--threads", type=int, default=d.threads, help="decoding and detection threads "
                     "(default: %(default)s)")
+    v = d.video
+    ap.add_argument("--max-video-mb", type=float, default=v.max_mb, help="largest video upload (default: %(default)s)")
+    ap.add_argument("--max-video-s", type=float, default=v.max_s, help="longest video, s (default: %(default)s)")
+    ap.add_argument("--max-video-frames", type=int, default=v.max_frames, help="most frames in a video "
+                    "(default: %(default)s)")
+    ap.add_argument("--max-video-jobs", type=int, default=v.max_jobs, help="video jobs queued or running at once; "
+                    "beyond, 429 (default: %(default)s)")
+    ap.add_argument("--keep-jobs", type=int, default=v.keep_jobs, help="finished video jobs kept in memory "
+                    "(default: %(default)s)")
     ap.add_argument("--api-key", default=os.environ.get("EMOTION_API_KEY"),
                     help="require this key (X-API-Key header); default: $EMOTION_API_KEY, else none")
     ap.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -54,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    for name in ("max_body_mb", "max_pixels", "max_pending", "timeout", "max_batch", "threads"):
+    for name in ("max_body_mb", "max_pixels", "max_pending", "timeout", "max_batch", "threads", "max_video_mb",
+                 "max_video_s", "max_video_frames", "max_video_jobs", "keep_jobs"):
         if getattr(args, name) <= 0:
             print(f"error: --{name.replace('_', '-')}={getattr(args, name)}: must be > 0.", file=sys.stderr)
             return 2
@@ -63,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emotion.errors import quiet_library_warnings
     from emotion.inference import FaceEmotionPredictor
     from emotion.service import Limits, create_app
+    from emotion.service.jobs import VideoLimits
 
     quiet_library_warnings()
     try:
@@ -72,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     limits = Limits(max_body_mb=args.max_body_mb, max_pixels=args.max_pixels, max_pending=args.max_pending,
                     timeout_s=args.timeout, api_key=args.api_key or None, max_batch=args.max_batch,
-                    batch_wait_ms=args.batch_wait_ms, batching=not args.no_batching, threads=args.threads)
+                    batch_wait_ms=args.batch_wait_ms, batching=not args.no_batching, threads=args.threads,
+                    video=VideoLimits(max_mb=args.max_video_mb, max_s=args.max_video_s,
+                                      max_frames=args.max_video_frames, max_jobs=args.max_video_jobs,
+                                      keep_jobs=args.keep_jobs))
     app = create_app(predictor, limits)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=max(5, int(args.timeout)), access_log=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 import signal
 import threading
@@ -61,7 +62,8 @@ def test_query_options_crops_and_refusals(server):
     assert body["tta"] == "flip" and f["box"] == [0, 0, 48, 48] and f["landmarks"] is None
     assert Image.open(io.BytesIO(base64.b64decode(f["crop_png"]))).size == (48, 48)
     for query, word in (("tta=sideways", "tta"), ("min_face=3", "min_face"), ("colour=1", "colour"),
-                        ("faces_are_crops=maybe", "faces_are_crops")):
+                        ("faces_are_crops=maybe", "faces_are_crops"), ("min_quality=2", "min_quality"),
+                        ("abstain=often", "abstain"), ("explain=please", "explain")):
         r = httpx.post(f"{url}?{query}", content=face, timeout=30)
         assert r.status_code == 400 and word in r.json()["error"], (query, r.text)
         assert r.json()["error"].count("\n") == 0  # one line, not FastAPI's list of validation errors
@@ -73,6 +75,21 @@ def test_query_options_crops_and_refusals(server):
     spec = httpx.get(server.url + "/openapi.json").json()
     # The query options are typed parameters, so the schema lists them (#32).
     assert {p["name"] for p in spec["paths"]["/predict"]["post"]["parameters"]} == set(QUERY_OPTIONS)
+
+
+def test_trust_options_hold_back_and_explain(server):
+    """#34 through the service: the thresholds per request, and each face's saliency overlay as a data URL."""
+    url = server.url + "/predict"
+    data = SAMPLE_PHOTO.read_bytes()
+    held = httpx.post(url + "?abstain=1", content=data, timeout=60).json()["faces"]
+    assert {(f["label"], f["uncertain"]) for f in held} == {("uncertain", "confidence")}
+    named = httpx.post(url + "?abstain=0&min_quality=0", content=data, timeout=60).json()["faces"]
+    assert all(f["label"] == f["predicted"] and f["quality"]["overall"] > 0 for f in named)
+    explained = httpx.post(url + "?explain=1", content=data, timeout=120).json()["faces"]
+    assert len(explained) == 6
+    for f in explained:
+        head, _, b64 = f["explanation"].partition(",")
+        assert head == "data:image/png;base64" and Image.open(io.BytesIO(base64.b64decode(b64))).size == (144, 144)
 
 
 def test_bad_uploads_are_refused_and_leave_memory_bounded(tmp_path):
@@ -172,21 +189,29 @@ def _chrome():
     return None
 
 
-@pytest.mark.skipif(not GROUP.is_file(), reason="../shared/photos/group_of_six.jpg is not here")
-@pytest.mark.skipif(_chrome() is None or shutil.which("chromedriver") is None,
-                    reason="no chromium and chromedriver (make browser installs Debian's)")
-def test_page_in_headless_chromium_shows_the_six_faces(server):
+needs_chrome = pytest.mark.skipif(_chrome() is None or shutil.which("chromedriver") is None,
+                                  reason="no chromium and chromedriver (make browser installs Debian's)")
+
+
+def _driver():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = _chrome()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--disable-gpu"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.mark.skipif(not GROUP.is_file(), reason="../shared/photos/group_of_six.jpg is not here")
+@needs_chrome
+def test_page_in_headless_chromium_shows_the_six_faces(server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _driver()
     try:
         driver.get(server.url + "/")
         driver.find_element(By.ID, "file").send_keys(str(GROUP))
@@ -199,6 +224,13 @@ def test_page_in_headless_chromium_shows_the_six_faces(server):
         assert all(c.get_attribute("src").startswith("data:image/png;base64,") for c in crops)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "serve_page.png"))
+        # A click on a face shows where the model looked (#34), in place of its crop.
+        before = crops[0].get_attribute("src")
+        driver.find_elements(By.CSS_SELECTOR, ".face")[0].click()
+        WebDriverWait(driver, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".face.explained"))
+        shown = driver.find_elements(By.CSS_SELECTOR, ".face img")[0].get_attribute("src")
+        assert shown.startswith("data:image/png;base64,") and shown != before
+        assert driver.save_screenshot(str(ARTIFACTS / "serve_page_explained.png"))
         assert driver.get_log("browser") == [] or all(e["level"] != "SEVERE" for e in driver.get_log("browser"))
     finally:
         driver.quit()
@@ -233,3 +265,122 @@ def test_a_request_past_its_timeout_gets_504_and_frees_its_slot():
             time.sleep(0.1)  # the shielded work ends, then its slot is free
         assert httpx.get(server.url + "/health").json()["pending"] == 0
     assert not log_problems(server), server.log()
+
+
+# -- videos through the service (#34) -----------------------------------------------------------
+def make_clip(path: Path, frames: int = 12, fps: float = 10.0, step: int = 4) -> Path:
+    """An MJPG clip of the sample photo panning ``step`` px a frame (the faces move, as people do)."""
+    import cv2
+
+    rgb = np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))
+    h, w = rgb.shape[:2]
+    canvas = np.pad(rgb, ((0, 0), (0, step * frames), (0, 0)), mode="edge")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(canvas[:, i * step:i * step + w]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get(f"/jobs/{job_id}").json()
+        assert status["frames_done"] <= (status["frames_total"] or 10**9)
+        if status["state"] in ("done", "error"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout_s} s: {status}")
+
+
+def _rows_without_path(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "path"} for r in results]
+
+
+def test_video_job_gives_the_clis_rows_tracks_and_timeline(server, tmp_path):
+    clip = make_clip(tmp_path / "walk.avi")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        queued = client.post("/predict/video?smooth=0.5", files={"file": ("walk.avi", clip.read_bytes())})
+        assert queued.status_code == 202, queued.text
+        job_id = queued.json()["id"]
+        status = wait_for_job(client, job_id)
+        assert status["state"] == "done" and status["frames_done"] == status["frames_total"] == 12, status
+        timeline = client.get(f"/jobs/{job_id}/timeline.png")
+        assert timeline.status_code == 200 and timeline.content.startswith(b"\x89PNG")
+    # The same clip through the CLI: the same rows (but the path) and the same tracks.
+    from emotion.predict import main as predict_main
+
+    assert predict_main([str(clip), "--out", str(tmp_path / "cli"), "-q"]) == 0
+    cli = json.loads((tmp_path / "cli" / "predictions.json").read_text())
+    assert status["schema_version"] == cli["schema_version"] and status["settings"] == cli["settings"]
+    theirs, ours = _rows_without_path(status["results"]), _rows_without_path(cli["results"])
+    assert len(theirs) == len(ours) == 12
+    for a, b in zip(theirs, ours):
+        assert [f["box"] for f in a["faces"]] == [f["box"] for f in b["faces"]]
+        assert [(f["track"], f["label"]) for f in a["faces"]] == [(f["track"], f["label"]) for f in b["faces"]]
+    assert [(t["track"], t["dominant"], t["frames"]) for t in status["tracks"]] == \
+        [(t["track"], t["dominant"], t["frames"]) for t in cli["tracks"]]
+    assert {r["path"] for r in status["results"]} == {"upload"}  # never the server's temporary file
+
+
+def test_bad_videos_and_limits_are_refused_and_the_server_keeps_serving(tmp_path):
+    clip = make_clip(tmp_path / "walk.avi", frames=8).read_bytes()
+    long_clip = make_clip(tmp_path / "long.avi", frames=40, step=1).read_bytes()
+    args = ["--max-video-frames", "30", "--max-video-jobs", "1", "--keep-jobs", "1", "--max-video-mb", "3"]
+    with ServerProcess(args) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        for name, body, status, words in (
+                ("zero bytes", b"", 400, "empty"), ("not a video", b"hello, not a video\n" * 50, 400, "not a video"),
+                ("a JPEG", SAMPLE_PHOTO.read_bytes(), 400, "not a video"),
+                ("too many frames", long_clip, 413, "40 frames, above the 30 limit"),
+                ("too big", b"\0" * 3_000_001, 413, "larger than the 3 MB limit; send a smaller video")):
+            r = client.post("/predict/video", content=body)
+            assert r.status_code == status and words in r.json()["error"], (name, r.status_code, r.text)
+            assert r.json()["error"].count("\n") == 0
+        for query, word in (("every=0", "every"), ("speed=2", "speed")):
+            r = client.post(f"/predict/video?{query}", content=clip)
+            assert r.status_code == 400 and word in r.json()["error"], r.text
+        assert client.get("/jobs/nope").status_code == 404 and "no job" in client.get("/jobs/nope").json()["error"]
+        # A truncated clip: refused, or a job that ends in an error or in the frames it had; never a crash.
+        cut = client.post("/predict/video", content=clip[: len(clip) // 3])
+        if cut.status_code == 202:
+            assert wait_for_job(client, cut.json()["id"])["state"] in ("done", "error")
+        else:
+            assert cut.status_code == 400
+        # One job at a time: a second while the first runs is told to retry.
+        first = client.post("/predict/video", content=clip).json()["id"]
+        second = client.post("/predict/video", content=clip)
+        assert second.status_code == 429 and second.headers.get("retry-after"), second.text
+        busy = client.get(f"/jobs/{first}/timeline.png")
+        assert busy.status_code in (200, 409)  # 409 while it runs: "ask again when its state is done"
+        assert wait_for_job(client, first)["state"] == "done"
+        later = client.post("/predict/video", content=clip).json()["id"]
+        assert wait_for_job(client, later)["state"] == "done"
+        assert client.get(f"/jobs/{first}").status_code == 404  # evicted: one finished job kept
+        assert client.post("/predict", content=SAMPLE_PHOTO.read_bytes()).status_code == 200  # still serving
+        assert client.get("/health").json()["video_jobs"]["evicted"] >= 1
+    assert not log_problems(server), server.log()
+
+
+@needs_chrome
+def test_page_in_headless_chromium_runs_a_video_job(server, tmp_path):
+    """#34: drop a video on the page: a progress bar, then the per-person timeline and the table of tracks."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    clip = make_clip(tmp_path / "walk.avi")
+    driver = _driver()
+    try:
+        driver.get(server.url + "/")
+        driver.find_element(By.ID, "file").send_keys(str(clip))
+        WebDriverWait(driver, 180).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-tracks"))
+        tracks = driver.find_element(By.TAG_NAME, "body").get_attribute("data-tracks")
+        assert tracks not in ("", "error") and int(tracks) >= 1, driver.find_element(By.ID, "status").text
+        rows = driver.find_elements(By.CSS_SELECTOR, "#tracks tbody tr")
+        assert len(rows) == int(tracks) and all(r.find_elements(By.TAG_NAME, "td")[1].text for r in rows)
+        assert driver.execute_script("return document.getElementById('timeline').naturalWidth") > 0
+        progress = driver.find_element(By.ID, "progress")
+        assert progress.get_attribute("value") == progress.get_attribute("max") == "12"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "serve_page_video.png"))
+    finally:
+        driver.quit()

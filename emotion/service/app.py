@@ -1,4 +1,5 @@
-"""The HTTP app: ``POST /predict`` (an image in, the faces' JSON out), ``GET /health``, the web page
+"""The HTTP app: ``POST /predict`` (an image in, the faces' JSON out), ``POST /predict/video`` and
+``GET /jobs/{id}`` (a video in, a job that ends in its ``predictions.json``), ``GET /health``, the web page
 at ``/`` and an offline API page at ``/docs``.
 
 Every refusal is a 4xx JSON ``{"error": "…"}`` naming what was wrong and what to do; the server
@@ -33,7 +34,10 @@ from emotion.errors import EmotionError, TooLarge
 from emotion.inference import MTCNN_MIN_FACE, SCHEMA_VERSION, FaceEmotionPredictor, load_image
 from emotion.inference.detection import MAX_MIN_FACE, MinFace
 from emotion.inference.trust.explain import overlay
+from emotion.inference.video import DETECT_EVERY, VideoOptions
 from emotion.service.batcher import FaceBatcher
+from emotion.service.jobs import JobStore, VideoLimits
+from emotion.service.refusals import Refused
 
 __all__ = ["Limits", "create_app", "UPLOAD_FIELDS"]
 
@@ -57,6 +61,7 @@ class Limits:
         batch_wait_ms: how long a batch waits for faces of other requests.
         batching: classify the faces of concurrent requests together (off: one request at a time).
         threads: decoding/detection threads.
+        video: what ``POST /predict/video`` accepts (:class:`~emotion.service.jobs.VideoLimits`).
     """
 
     max_body_mb: float = 10.0
@@ -68,14 +73,7 @@ class Limits:
     batch_wait_ms: float = 5.0
     batching: bool = True
     threads: int = 2
-
-
-class Refused(Exception):
-    """A request refused with ``status`` and one clear message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+    video: VideoLimits = VideoLimits()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -112,10 +110,10 @@ def predict_options(
             "min_quality": min_quality, "abstain": abstain, "explain": explain}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, what: str = "image") -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
     Content-Length before reading, else while streaming (a chunked upload)."""
-    too_big = Refused(413, f"the request body is larger than the {limit / 1e6:g} MB limit; send a smaller image.")
+    too_big = Refused(413, f"the request body is larger than the {limit / 1e6:g} MB limit; send a smaller {what}.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
@@ -128,10 +126,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _image_bytes(content_type: str, body: bytes) -> bytes:
-    """The image in a raw body, or in a multipart form's ``file`` (or ``image``) field."""
+def _image_bytes(content_type: str, body: bytes, what: str = "image") -> bytes:
+    """The ``what`` (image or video) in a raw body, or in a multipart form's ``file`` (or ``image``) field."""
     if not body:
-        raise Refused(400, "the request body is empty: send an image file, raw or as the multipart field 'file'.")
+        raise Refused(400, f"the request body is empty: send {'an' if what == 'image' else 'a'} {what} file, raw "
+                           "or as the multipart field 'file'.")
     if not content_type.lower().startswith("multipart/form-data"):
         return body
     message = BytesParser(policy=policy.HTTP).parsebytes(
@@ -145,7 +144,7 @@ def _image_bytes(content_type: str, body: bytes) -> bytes:
         if name in UPLOAD_FIELDS:
             return part.get_payload(decode=True) or b""
     raise Refused(400, f"the form has no field 'file' (found: {', '.join(map(repr, names)) or 'none'}); "
-                       "send the image as the multipart field 'file'.")
+                       f"send the {what} as the multipart field 'file'.")
 
 
 def _png_b64(face: np.ndarray | Image.Image) -> str:
@@ -171,6 +170,7 @@ class _Service:
                                    max_wait_ms=limits.batch_wait_ms, enabled=limits.batching,
                                    in_flight=lambda: self.pending)
         self.pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="decode-detect")
+        self.jobs = JobStore(predictor, limits.video)
         self.pending = 0
         self.served = 0
         self.refused: dict[int, int] = {}
@@ -236,6 +236,7 @@ class _Service:
         return _error(status, message, headers)
 
     def close(self) -> None:
+        self.jobs.close()
         self.batcher.close()
         self.pool.shutdown(wait=True)
 
@@ -284,6 +285,60 @@ async def predict(request: Request, opts: Annotated[dict[str, Any], Depends(pred
     return JSONResponse(out)
 
 
+#: The query options of ``POST /predict/video``.
+VIDEO_OPTIONS = ("every", "detect_every", "smooth")
+
+
+def video_options(
+    request: Request,
+    every: int = Query(1, ge=1, le=1000, description="analyse every N-th frame"),
+    detect_every: int = Query(DETECT_EVERY, ge=1, le=1000, description="detect faces on every K-th analysed frame"),
+    smooth: float = Query(0.5, ge=0, lt=3600, description="time constant of each track's smoothing, s (0: raw)"),
+) -> VideoOptions:
+    unknown = sorted(set(request.query_params) - set(VIDEO_OPTIONS))
+    if unknown:
+        raise Refused(400, f"unknown query option {unknown[0]!r}; use {', '.join(VIDEO_OPTIONS)}.")
+    return VideoOptions(every=every, detect_every=detect_every, smooth_s=smooth)
+
+
+@router.post("/predict/video", status_code=202, summary="Queue a video; answers its job id at once",
+             description="The video as the raw body or the multipart field 'file'. The job runs the CLI's video "
+                         "analysis (tracks, smoothing, summaries). Follow it at GET /jobs/{id}. Jobs live in "
+                         "memory: they survive neither a restart nor a Ctrl-C.")
+async def predict_video(request: Request, options: Annotated[VideoOptions, Depends(video_options)],
+                        service: Annotated[_Service, Depends(_service)]) -> Response:
+    limits = service.limits.video
+    try:
+        data = _image_bytes(request.headers.get("content-type", ""),
+                            await _read_body(request, int(limits.max_mb * 1e6), "video"), "video")
+        job = await asyncio.get_running_loop().run_in_executor(service.pool, service.jobs.submit, data, options)
+    except Refused as e:
+        return service.refuse(e.status, e.message, e.headers)
+    return JSONResponse({"id": job.id, "state": job.state, "frames_total": job.frames_total,
+                         "status_url": f"jobs/{job.id}", "timeline_url": f"jobs/{job.id}/timeline.png"},
+                        status_code=202)
+
+
+@router.get("/jobs/{job_id}", summary="A video job: progress, then its predictions.json",
+            description="state (queued, running, done, error), frames_done of frames_total; when done, the "
+                        "per-frame results and the track summaries exactly as predictions.json has them.")
+async def job_status(job_id: str, service: Annotated[_Service, Depends(_service)]) -> dict[str, Any]:
+    return service.jobs.get(job_id).status()
+
+
+@router.get("/jobs/{job_id}/timeline.png", summary="A finished video job's per-person timeline")
+async def job_timeline(job_id: str, service: Annotated[_Service, Depends(_service)]) -> Response:
+    job = service.jobs.get(job_id)
+    if job.state == "error":
+        raise Refused(409, f"job {job_id} failed, so it has no timeline: {job.error}")
+    if job.state != "done":
+        raise Refused(409, f"job {job_id} is {job.state} ({job.frames_done} of {job.frames_total or '?'} frames); "
+                           "ask again when its state is done.")
+    if job.timeline is None:
+        raise Refused(404, f"job {job_id} has no timeline (no frame was analysed).")
+    return Response(job.timeline, media_type="image/png")
+
+
 @router.get("/health", summary="Liveness, the model and the load")
 async def health(service: Annotated[_Service, Depends(_service)]) -> dict[str, Any]:
     described = service.predictor.describe()
@@ -292,7 +347,7 @@ async def health(service: Annotated[_Service, Depends(_service)]) -> dict[str, A
             "limits": {**asdict(service.limits), "api_key": bool(service.limits.api_key)},
             "pending": service.pending, "served": service.served,
             "refused": {str(k): v for k, v in sorted(service.refused.items())},
-            "batching": service.batcher.stats()}
+            "batching": service.batcher.stats(), "video_jobs": service.jobs.stats()}
 
 
 _STATIC = files("emotion.service") / "static"

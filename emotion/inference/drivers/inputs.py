@@ -21,6 +21,7 @@ class Job:
     kind: str
     name: str
     live: bool = False
+    title: str | None = None  # what figures call it (default: its path); the service's jobs name their upload
 
 
 def _live_name(source: str) -> str:

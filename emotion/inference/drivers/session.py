@@ -205,7 +205,7 @@ class PredictSession:
             summaries = log.summaries()
             self.tracks += [s.to_dict() for s in summaries]
             write_tracks_csv(self.out / f"{job.name}_tracks.csv", summaries, names)
-            plot_timeline(log, self.out / f"{job.name}_timeline.png", title=str(job.path),
+            plot_timeline(log, self.out / f"{job.name}_timeline.png", title=job.title or str(job.path),
                           duration_s=(info.frames / info.fps) if info.frames else None)
         if not quiet and n:
             counts = ", ".join(f"{k} {v}" for k, v in labels.most_common()) or "none"

@@ -150,13 +150,16 @@ def _unit(maps: np.ndarray) -> np.ndarray:
 _MAP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
 
 
-def overlay(face: np.ndarray, saliency_map: np.ndarray, side: int = 144, alpha: float = 0.55) -> Image.Image:
-    """The 48×48 face (grey) with its map in colour over it, ``side`` px square (RGB)."""
-    t = np.clip(saliency_map, 0, 1) * (len(_MAP) - 1)
+def overlay(face: np.ndarray, saliency_map: np.ndarray, side: int = 144, alpha: float = 0.75) -> Image.Image:
+    """The 48×48 face (grey) with its map in colour over it, ``side`` px square (RGB): the colour's weight
+    grows with the map, so where the model did not look the face shows through."""
+    m = np.clip(saliency_map, 0, 1)
+    t = m * (len(_MAP) - 1)
     lo = np.floor(t).astype(int).clip(0, len(_MAP) - 2)
     colour = _MAP[lo] + (_MAP[lo + 1] - _MAP[lo]) * (t - lo)[..., None]
     grey = np.repeat(np.asarray(face, np.float32)[..., None], 3, axis=2)
-    blend = (1 - alpha) * grey + alpha * colour
+    weight = (alpha * m)[..., None]
+    blend = (1 - weight) * grey + weight * colour
     return Image.fromarray(blend.clip(0, 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR)
 
 

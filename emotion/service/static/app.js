@@ -121,9 +121,64 @@ function show(result, shown, prefix = "") {
   document.body.dataset.faces = String(n);
 }
 
+const VIDEO_NAME = /\.(mp4|avi|mov|mkv|webm|m4v|mpe?g|wmv|flv)$/i;
+
+async function analyseVideo(file) {  // a job: POST /predict/video, then GET /jobs/{id} until it is done
+  const box = $("videoResult"), bar = $("progress"), tbody = $("tracks").querySelector("tbody");
+  box.hidden = false;
+  $("timeline").hidden = true;
+  tbody.replaceChildren();
+  bar.value = 0;
+  document.body.dataset.tracks = "";
+  photo.removeAttribute("src");
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  facesBox.replaceChildren();
+  setStatus("Uploading the video…");
+  try {
+    const form = new FormData();
+    form.append("file", file, file.name || "upload");
+    const queued = await fetch("predict/video", {method: "POST", body: form});
+    const job = await queued.json().catch(() => ({error: `HTTP ${queued.status}`}));
+    if (!queued.ok) throw new Error(job.error || `HTTP ${queued.status}`);
+    let status = job;
+    while (status.state !== "done") {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const response = await fetch(`jobs/${job.id}`);
+      status = await response.json();
+      if (!response.ok || status.state === "error") throw new Error(status.error || `HTTP ${response.status}`);
+      bar.max = status.frames_total || Math.max(status.frames_done, 1);
+      bar.value = status.frames_done;
+      setStatus(`Analysing: ${status.frames_done} of ${status.frames_total || "?"} frames…`);
+    }
+    bar.value = bar.max;
+    const timeline = $("timeline");
+    timeline.src = `jobs/${job.id}/timeline.png`;
+    await timeline.decode().catch(() => {});
+    timeline.hidden = false;
+    tbody.replaceChildren(...status.tracks.map((t) => {
+      const row = document.createElement("tr");
+      const segments = t.segments.map((s) => `${s.label} ${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s`).join("; ");
+      for (const text of [`#${t.track}`, t.dominant, `${(t.last_s - t.first_s).toFixed(1)} s`, t.frames, segments]) {
+        const cell = document.createElement("td");
+        cell.textContent = String(text);
+        row.append(cell);
+      }
+      return row;
+    }));
+    setStatus(`${status.results.length} frames analysed, ${status.tracks.length} ` +
+              `${status.tracks.length === 1 ? "person" : "people"} tracked.`);
+    document.body.dataset.tracks = String(status.tracks.length);
+  } catch (error) {
+    setStatus(error.message, true);
+    document.body.dataset.tracks = "error";
+  }
+}
+
 async function analyseFile(file) {
   if (!file) return;
   stopWebcam();
+  if ((file.type || "").startsWith("video/") || VIDEO_NAME.test(file.name || "")) return analyseVideo(file);
+  $("videoResult").hidden = true;
   setStatus("Analysing…");
   document.body.dataset.faces = "";
   delete document.body.dataset.explained;
