@@ -63,7 +63,8 @@ def main() -> None:
         probs = p.classify(faces, tta="none")
         target = probs.argmax(1)
         base = probs[rows, target]
-        fall = lambda masked: float((base - p.classify(masked, tta="none")[rows, target]).mean())  # noqa: E731
+        fall = lambda masked, p=p, base=base, target=target: float(  # noqa: E731
+            (base - p.classify(masked, tta="none")[rows, target]).mean())
         plain = []
         for _ in range(3):
             t = time.perf_counter()

@@ -22,7 +22,7 @@ from PIL import Image
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.service.app import QUERY_OPTIONS
 from emotion.service.process import ServerProcess
-from tests.helpers import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, png_header
+from tests.helpers import ROOT, SAMPLE_PHOTO, SHARED_PHOTOS, pan_clip, png_header
 
 GROUP = SHARED_PHOTOS / "group_of_six.jpg"
 ARTIFACTS = ROOT / "outputs" / "test_artifacts"
@@ -268,20 +268,6 @@ def test_a_request_past_its_timeout_gets_504_and_frees_its_slot():
 
 
 # -- videos through the service (#34) -----------------------------------------------------------
-def make_clip(path: Path, frames: int = 12, fps: float = 10.0, step: int = 4) -> Path:
-    """An MJPG clip of the sample photo panning ``step`` px a frame (the faces move, as people do)."""
-    import cv2
-
-    rgb = np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))
-    h, w = rgb.shape[:2]
-    canvas = np.pad(rgb, ((0, 0), (0, step * frames), (0, 0)), mode="edge")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for i in range(frames):
-        writer.write(cv2.cvtColor(np.ascontiguousarray(canvas[:, i * step:i * step + w]), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 180) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -298,7 +284,7 @@ def _rows_without_path(results: list[dict]) -> list[dict]:
 
 
 def test_video_job_gives_the_clis_rows_tracks_and_timeline(server, tmp_path):
-    clip = make_clip(tmp_path / "walk.avi")
+    clip = pan_clip(SAMPLE_PHOTO, tmp_path / "walk.avi")
     with httpx.Client(base_url=server.url, timeout=60) as client:
         queued = client.post("/predict/video?smooth=0.5", files={"file": ("walk.avi", clip.read_bytes())})
         assert queued.status_code == 202, queued.text
@@ -324,8 +310,8 @@ def test_video_job_gives_the_clis_rows_tracks_and_timeline(server, tmp_path):
 
 
 def test_bad_videos_and_limits_are_refused_and_the_server_keeps_serving(tmp_path):
-    clip = make_clip(tmp_path / "walk.avi", frames=8).read_bytes()
-    long_clip = make_clip(tmp_path / "long.avi", frames=40, step=1).read_bytes()
+    clip = pan_clip(SAMPLE_PHOTO, tmp_path / "walk.avi", frames=8).read_bytes()
+    long_clip = pan_clip(SAMPLE_PHOTO, tmp_path / "long.avi", frames=40, step=1).read_bytes()
     args = ["--max-video-frames", "30", "--max-video-jobs", "1", "--keep-jobs", "1", "--max-video-mb", "3"]
     with ServerProcess(args) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         for name, body, status, words in (
@@ -367,7 +353,7 @@ def test_page_in_headless_chromium_runs_a_video_job(server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    clip = make_clip(tmp_path / "walk.avi")
+    clip = pan_clip(SAMPLE_PHOTO, tmp_path / "walk.avi")
     driver = _driver()
     try:
         driver.get(server.url + "/")
@@ -384,3 +370,41 @@ def test_page_in_headless_chromium_runs_a_video_job(server, tmp_path):
         assert driver.save_screenshot(str(ARTIFACTS / "serve_page_video.png"))
     finally:
         driver.quit()
+
+
+@pytest.mark.slow
+def test_load_videos_and_photos_together_lose_nothing(tmp_path):
+    """4 clients each upload a clip and follow its job while 12 clients send photos: every photo request is
+    answered (200, or 503 with Retry-After), every job ends done. The photo latency beside the no-video
+    baseline is measured by experiments/bench_serve_video.py, not here."""
+    clip = pan_clip(SAMPLE_PHOTO, tmp_path / "walk.avi", frames=12).read_bytes()
+    photo = SAMPLE_PHOTO.read_bytes()
+    with ServerProcess(["--max-video-jobs", "4"]) as server:
+        statuses, jobs = [], []
+        lock = threading.Lock()
+
+        def photos(n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as c:
+                for _ in range(n):
+                    r = c.post("/predict", content=photo)
+                    with lock:
+                        statuses.append(r.status_code)
+                    assert r.status_code == 200 or (r.status_code == 503 and r.headers.get("retry-after")), r.text
+
+        def video(_: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as c:
+                r = c.post("/predict/video", content=clip)
+                assert r.status_code == 202, r.text
+                status = wait_for_job(c, r.json()["id"], timeout_s=600)
+                with lock:
+                    jobs.append((status["state"], len(status["results"]) if status["state"] == "done" else 0))
+
+        with ThreadPoolExecutor(16) as pool:
+            done = [pool.submit(video, i) for i in range(4)] + [pool.submit(photos, 10) for _ in range(12)]
+            for f in done:
+                f.result()
+        health = httpx.get(server.url + "/health").json()
+    assert len(statuses) == 120 and set(statuses) <= {200, 503} and statuses.count(200) >= 60
+    assert jobs == [("done", 12)] * 4
+    assert health["pending"] == 0 and health["video_jobs"]["active"] == 0
+    assert not log_problems(server), server.log()

@@ -169,3 +169,18 @@ def test_explain_in_the_notebook_and_the_cli(predictor, tmp_path):
     assert names == [f"sample_faces_face{i}_explain.png" for i in range(1, 7)]
     assert all(Image.open(out / n).size == (144, 144) for n in names)
     assert predict_main([str(SAMPLE_PHOTO), "--out", str(tmp_path / "ray"), "--engine", "ray", "--explain"]) == 2
+
+
+@needs_bundled
+def test_the_figure_greys_out_held_back_faces(predictor):
+    from emotion.inference.outputs.annotate import UNCERTAIN_COLOR, draw_boxes
+
+    rgb = Image.open(SAMPLE_PHOTO).convert("RGB")
+    held = FaceEmotionPredictor(predictor.model, abstain=1.0)(rgb)
+    named = FaceEmotionPredictor(predictor.model, abstain=0.0, min_quality=0.0)(rgb)
+    for result, grey in ((held, True), (named, False)):
+        drawn = np.asarray(draw_boxes(rgb, result))
+        x1, y1, x2, y2 = (round(v) for v in result.faces[0].box)
+        edge = drawn[(y1 + y2) // 2, x1]  # a pixel of the box's left edge
+        assert (tuple(edge) == UNCERTAIN_COLOR) == grey, (edge, grey)
+    assert predictor.annotate(rgb, held).size[0] > rgb.width

@@ -144,3 +144,19 @@ def run_cli(module: str, *args: str, timeout: int = 600, cwd: Path = ROOT,
     env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def pan_clip(image: Path, path: Path, frames: int = 12, fps: float = 10.0, step: int = 4) -> Path:
+    """An MJPG clip of ``image`` panning ``step`` px a frame (the faces move, as people do), for video tests
+    and benchmarks."""
+    import cv2
+    import numpy as np
+
+    rgb = np.asarray(Image.open(image).convert("RGB"))
+    h, w = rgb.shape[:2]
+    canvas = np.pad(rgb, ((0, 0), (0, step * frames), (0, 0)), mode="edge")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(canvas[:, i * step:i * step + w]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
