@@ -8,7 +8,8 @@ import platform
 
 import torch
 
-__all__ = ["best_device", "cpu_has_native_bf16", "native_bf16", "choose_precision", "device_name"]
+__all__ = ["best_device", "cpu_has_native_bf16", "native_bf16", "choose_precision", "device_name",
+           "missing_accelerator"]
 
 
 def best_device() -> torch.device:
@@ -18,6 +19,17 @@ def best_device() -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def missing_accelerator(name: str) -> str | None:
+    """What to do when the accelerator ``name`` (Lightning's: ``gpu``, ``cuda``, ``mps``, …) is not on this
+    machine, or ``None`` when it is (or is chosen automatically)."""
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        return ("torch sees no GPU on this machine; use trainer=cpu, or trainer=default, which picks "
+                "the accelerator that exists")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "torch sees no Apple GPU (MPS) on this machine; use trainer=cpu"
+    return None
 
 
 def cpu_has_native_bf16() -> bool:

@@ -21,7 +21,7 @@ from emotion.errors import EmotionError
 from emotion.models import TTA_MODES, list_models
 from emotion.training.module import OPTIMIZERS, SCHEDULERS
 
-__all__ = ["ConfigError", "check_config", "TRAIN_RULES", "EVAL_RULES"]
+__all__ = ["ConfigError", "Rules", "check_config", "TRAIN_RULES", "EVAL_RULES"]
 
 _MISSING, _DERIVED = object(), object()
 
@@ -112,15 +112,12 @@ def known_arch(v: Any) -> str | None:
 
 
 def accelerator(v: Any) -> str | None:
-    import torch
+    from emotion.device import missing_accelerator
 
     known = ("auto", "cpu", "gpu", "cuda", "mps")
     if v not in known:
         return one_of(known)(v)
-    if v in ("gpu", "cuda") and not torch.cuda.is_available():
-        return ("torch sees no GPU on this machine; use trainer=cpu, or trainer=default, which picks "
-                "the accelerator that exists")
-    return None
+    return missing_accelerator(v)
 
 
 def precision(v: Any) -> str | None:
@@ -169,8 +166,13 @@ def _cycles_fit_the_run(cfg: DictConfig) -> str | None:
     return None
 
 
-#: Checks that join two keys, run with :data:`TRAIN_RULES`.
-JOINT_TRAIN_CHECKS: list[Callable[[DictConfig], str | None]] = [_distill_has_teacher, _cycles_fit_the_run]
+class Rules(list):
+    """A list of :class:`Rule` (one key each) and ``joint``: the checks that read two keys or more, run after
+    them by :func:`check_config`."""
+
+    def __init__(self, rules: list[Rule], joint: list[Callable[[DictConfig], str | None]] = ()) -> None:
+        super().__init__(rules)
+        self.joint = list(joint)
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ _TRAINER = [
     Rule("trainer.num_sanity_val_steps", integer(-1)),
     Rule("trainer.gradient_clip_val", number(0, low_open=True), optional=True),
 ]
-TRAIN_RULES: list[Rule] = [
+TRAIN_RULES = Rules([
     *_DATA,
     Rule("model.arch", known_arch),
     Rule("model.name", text, optional=True),
@@ -241,8 +243,8 @@ TRAIN_RULES: list[Rule] = [
     Rule("tta", one_of((*TTA_MODES, "auto"))),
     Rule("ckpt_path", text, optional=True),
     Rule("optimized_metric", text, optional=True),
-]
-EVAL_RULES: list[Rule] = [
+], joint=[_distill_has_teacher, _cycles_fit_the_run])
+EVAL_RULES = Rules([
     *_DATA,
     *_DEVICE,
     Rule("ckpt_path", checkpoint_or_list, missing=(
@@ -252,7 +254,7 @@ EVAL_RULES: list[Rule] = [
     Rule("split", one_of(tuple(SPLIT_NAMES))),
     Rule("tta", one_of(TTA_MODES)),
     Rule("seed", integer(0)),
-]
+])
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
@@ -276,7 +278,7 @@ def _show(v: Any) -> str:
 
 
 def check_config(cfg: DictConfig, rules: list[Rule] = TRAIN_RULES) -> None:
-    """Check ``cfg`` against ``rules``.
+    """Check ``cfg`` against ``rules``, then their joint checks (:class:`Rules`).
 
     Raises:
         ConfigError: listing every bad value as ``key=value: what is wrong``.
@@ -293,7 +295,6 @@ def check_config(cfg: DictConfig, rules: list[Rule] = TRAIN_RULES) -> None:
         why = rule.check(v)
         if why:
             problems.append(f"{rule.key}={_show(v)}: {why}")
-    if rules is TRAIN_RULES:
-        problems += [why for check in JOINT_TRAIN_CHECKS if (why := check(cfg))]
+    problems += [why for check in getattr(rules, "joint", ()) if (why := check(cfg))]
     if problems:
         raise ConfigError(problems)
