@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from emotion.cliargs import fraction, min_face, positive_int, seconds
+from emotion.cliargs import min_face, trust_arguments, video_arguments
 from emotion.errors import EmotionError, quiet_library_warnings
 from emotion.inference import MTCNN_MIN_FACE, RUNTIMES, FaceEmotionPredictor
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.inference.drivers.session import FORMATS, PredictSession
-from emotion.inference.trust import ABSTAIN, MIN_QUALITY
-from emotion.inference.video import DETECT_EVERY, VideoOptions
+from emotion.inference.video import VideoOptions
 from emotion.models.tta import TTA_MODES
 
 __all__ = ["main"]
@@ -48,29 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine", choices=("local", "ray"), default="local",
                     help="ray: the same pipeline as a Ray Data job, rows to DIR/predictions.parquet/ (emotion[ray])")
     ap.add_argument("--address", default=None, help="with --engine ray: a Ray cluster to join (default: a local one)")
-    ap.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every N-th video frame")
-    ap.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
-                    help="videos: detect faces on every K-th analysed frame; the face tracks carry them between "
-                         "(default: %(default)s)")
-    ap.add_argument("--smooth", type=seconds, default=0.5, metavar="S",
-                    help="videos: time constant of each track's smoothed emotions, in seconds; 0 or off: the raw "
-                         "series (default: %(default)s)")
-    ap.add_argument("--live", action="store_true",
-                    help="play video files at their own frame rate, dropping frames rather than lagging, as "
-                         "webcams (0, 1, …) and stream URLs (rtsp://, http://) always are")
+    video_arguments(ap)
     ap.add_argument("--show", action="store_true", help="show annotated video frames in a window (needs a GUI)")
     ap.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                     help="test-time augmentation: flip (each face with its mirror image; what --tta alone "
                          "means) or tencrop")
-    ap.add_argument("--min-quality", type=fraction, default=MIN_QUALITY, metavar="Q",
-                    help="label a face 'uncertain' when its quality (0-1: size, sharpness, pose) is below Q; 0 labels "
-                         "every face (default: %(default)s, measured: experiments/results/quality.md)")
-    ap.add_argument("--abstain", type=fraction, default=ABSTAIN, metavar="P",
-                    help="label a face 'uncertain' when its top probability is below P; 0 labels every face "
-                         "(default: %(default)s, measured: experiments/results/quality.md)")
-    ap.add_argument("--explain", action="store_true",
-                    help="write each photo face's saliency overlay (occlusion: what the model looked at), "
-                         "NAME_face<i>_explain.png, named in the results' explanation column")
+    trust_arguments(ap)
     ap.add_argument("--no-align", action="store_true", help="do not rotate faces to level the eyes")
     ap.add_argument("--runtime", choices=RUNTIMES, default="torch",
                     help="run the classifier with torch or ONNX Runtime (CPU; default: %(default)s)")
