@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -297,7 +300,11 @@ def test_image_modes(predictor, tmp_path, mode):
 
 
 def test_jpeg_pixels_are_pils(tmp_path):
-    """Plain RGB JPEGs are decoded by torchvision's libjpeg-turbo: the very pixels PIL decodes."""
+    """Plain RGB JPEGs are decoded by torchvision's libjpeg-turbo once it is loaded (runs of many photos):
+    the very pixels PIL decodes."""
+    from emotion.inference.images import preload_jpeg_decoder
+
+    preload_jpeg_decoder()
     img = Image.open(SAMPLE_PHOTO).convert("RGB")
     for name, image, options in (("baseline.jpg", img, {}), ("progressive.jpg", img, {"progressive": True}),
                                  ("subsampled.jpg", img, {"subsampling": 2}), ("gray.jpg", img.convert("L"), {})):
@@ -527,3 +534,15 @@ def test_min_face_is_one_typed_rule_for_the_cli_and_the_service():
     with pytest.raises(SystemExit):
         from emotion.predict import main
         main([str(SAMPLE_PHOTO), "--min-face", "3"])
+
+
+def test_a_photo_run_never_imports_torchvision():
+    """#33: torchvision costs ~1.1 s of start-up (it imports torch._dynamo); a photo needs none of it."""
+    code = ("import sys; from emotion.inference import FaceEmotionPredictor; "
+            f"r = FaceEmotionPredictor.from_checkpoint(device='cpu')({str(SAMPLE_PHOTO)!r}); "
+            "assert len(r.faces) == 6; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torchvision', 'lightning', 'pytorch_lightning', 'hydra', 'cv2', 'matplotlib', 'pyarrow', 'ray')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -123,3 +123,21 @@ def test_shipped_nets_are_facenets_own_tensor_for_tensor():
         x = torch.rand(2, 3, 48, 48) if type(ours).__name__ == "ONet" else torch.rand(2, 3, 24, 24)
         for o, t in zip(ours(x), theirs(x)):
             assert torch.equal(o, t)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_nms_is_torchvisions_exactly(threshold):
+    """Our NMS (no torchvision import at start-up, #33) keeps the very boxes torchvision's does, in its order,
+    ties and empty boxes included."""
+    from torchvision.ops import nms as tv_nms
+
+    from emotion.inference.detection.mtcnn_nets import nms
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 300, 2000):
+        xy = rng.uniform(0, 500, (n, 2)).astype(np.float32)
+        wh = rng.uniform(0, 80, (n, 2)).astype(np.float32)
+        wh[: n // 10] = 0  # some empty boxes
+        boxes = torch.from_numpy(np.concatenate([xy, xy + wh], 1))
+        scores = torch.from_numpy(rng.choice(np.linspace(0.6, 1, 50), n).astype(np.float32))  # many ties
+        assert torch.equal(nms(boxes, scores, threshold), tv_nms(boxes, scores, threshold)), n

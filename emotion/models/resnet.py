@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import resnet18 as tv_resnet18
-from torchvision.models import resnet34 as tv_resnet34
 
 from emotion.models.registry import register_model
 
@@ -23,10 +21,14 @@ def _adapt(net: nn.Module, num_classes: int, in_chans: int, drop_rate: float) ->
 @register_model
 def resnet18(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.0) -> nn.Module:
     """ResNet-18 (11 M params), randomly initialised."""
+    from torchvision.models import resnet18 as tv_resnet18  # here: torchvision costs ~1.1 s to import
+
     return _adapt(tv_resnet18(weights=None), num_classes, in_chans, drop_rate)
 
 
 @register_model
 def resnet34(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.0) -> nn.Module:
     """ResNet-34 (21 M params), randomly initialised."""
+    from torchvision.models import resnet34 as tv_resnet34
+
     return _adapt(tv_resnet34(weights=None), num_classes, in_chans, drop_rate)

@@ -17,10 +17,17 @@ import warnings
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
 
 from emotion.inference.detection.detections import Detections
-from emotion.inference.detection.mtcnn_nets import batched_nms_numpy, bbreg, generateBoundingBox, load_nets, pad, rerec
+from emotion.inference.detection.mtcnn_nets import (
+    batched_nms_numpy,
+    bbreg,
+    generateBoundingBox,
+    load_nets,
+    nms,
+    pad,
+    rerec,
+)
 
 __all__ = ["MTCNN", "integral_image", "area_resample"]
 
@@ -161,13 +168,12 @@ class MTCNN:
         for scale in self.scales(h, w, min_face, anchor):
             level = area_resample(sat, *whole, int(h * scale + 1), int(w * scale + 1))
             reg, face = self._pnet(_normalise(level))
-            boxes, inds = generateBoundingBox(reg, face, scale, t1)
-            picked.append(boxes[batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)])
+            boxes, _ = generateBoundingBox(reg, face, scale, t1)
+            picked.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])  # one image: one class
         boxes = torch.cat(picked) if picked else torch.zeros((0, 9), device=dev)
         if len(boxes) == 0:
             return empty
-        zeros = torch.zeros(len(boxes), dtype=torch.int64, device=dev)
-        boxes = boxes[batched_nms(boxes[:, :4], boxes[:, 4], zeros, 0.7)]
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
         regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
                              boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], 1)
@@ -182,7 +188,7 @@ class MTCNN:
         keep = prob[:, 1] > t2
         boxes = torch.cat([boxes[keep, :4], prob[keep, 1:2]], 1)
         mv = mv[keep]
-        pick = batched_nms(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes), dtype=torch.int64, device=dev), 0.7)
+        pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         boxes = rerec(bbreg(boxes[pick], mv[pick]))
         if len(boxes) == 0:
             return empty

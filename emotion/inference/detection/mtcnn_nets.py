@@ -163,6 +163,32 @@ def _nms_numpy(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: 
     return pick[:counter].copy()
 
 
+def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``torchvision.ops.nms``, exactly (its stable descending sort, its float32 IoU, suppression above
+    ``threshold``), without importing torchvision, which costs ~1.1 s of a photo run's start-up (it imports
+    ``torch._dynamo``; ``python -X importtime``). Greedy: each kept box suppresses the rest at once, so the cost
+    is the kept boxes times the candidates. ``tests/test_mtcnn.py`` checks it against torchvision's."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    order = torch.sort(scores, stable=True, descending=True).indices
+    b = boxes[order].detach().cpu().numpy()
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
+    n = len(b)
+    removed = np.zeros(n, dtype=bool)
+    keep = []
+    with np.errstate(divide="ignore", invalid="ignore"):  # two empty boxes: 0/0, never above the threshold
+        for i in range(n):
+            if removed[i]:
+                continue
+            keep.append(i)
+            w = np.maximum(np.minimum(x2[i], x2[i + 1:]) - np.maximum(x1[i], x1[i + 1:]), 0)
+            h = np.maximum(np.minimum(y2[i], y2[i + 1:]) - np.maximum(y1[i], y1[i + 1:]), 0)
+            inter = w * h
+            removed[i + 1:] |= inter / (areas[i] + areas[i + 1:] - inter) > threshold
+    return order[torch.as_tensor(keep, dtype=torch.int64, device=order.device)]
+
+
 def batched_nms_numpy(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, threshold: float,
                       method: str) -> torch.Tensor:
     device = boxes.device
