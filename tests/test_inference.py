@@ -300,11 +300,10 @@ def test_image_modes(predictor, tmp_path, mode):
 
 
 def test_jpeg_pixels_are_pils(tmp_path):
-    """Plain RGB JPEGs are decoded by torchvision's libjpeg-turbo once it is loaded (runs of many photos):
-    the very pixels PIL decodes."""
-    from emotion.inference.images import preload_jpeg_decoder
+    """Plain RGB JPEGs are decoded by torchvision's libjpeg-turbo (its compiled op): the very pixels PIL decodes."""
+    from emotion.inference.native import torchvision_decode_jpeg
 
-    preload_jpeg_decoder()
+    assert torchvision_decode_jpeg() is not None  # torchvision is a dependency: the fast path is the one taken
     img = Image.open(SAMPLE_PHOTO).convert("RGB")
     for name, image, options in (("baseline.jpg", img, {}), ("progressive.jpg", img, {"progressive": True}),
                                  ("subsampled.jpg", img, {"subsampling": 2}), ("gray.jpg", img.convert("L"), {})):

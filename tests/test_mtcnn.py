@@ -131,7 +131,7 @@ def test_nms_is_torchvisions_exactly(threshold):
     ties and empty boxes included."""
     from torchvision.ops import nms as tv_nms
 
-    from emotion.inference.detection.mtcnn_nets import nms
+    from emotion.inference.detection.mtcnn_nets import nms, nms_numpy
 
     rng = np.random.default_rng(0)
     for n in (0, 1, 7, 300, 2000):
@@ -140,4 +140,6 @@ def test_nms_is_torchvisions_exactly(threshold):
         wh[: n // 10] = 0  # some empty boxes
         boxes = torch.from_numpy(np.concatenate([xy, xy + wh], 1))
         scores = torch.from_numpy(rng.choice(np.linspace(0.6, 1, 50), n).astype(np.float32))  # many ties
-        assert torch.equal(nms(boxes, scores, threshold), tv_nms(boxes, scores, threshold)), n
+        want = tv_nms(boxes, scores, threshold)
+        assert torch.equal(nms(boxes, scores, threshold), want) and torch.equal(nms_numpy(boxes, scores, threshold),
+                                                                                want), n

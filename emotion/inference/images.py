@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -95,38 +94,27 @@ def _decode(fp, name: str, max_pixels: int | None, raw) -> Image.Image:
 
 
 def _read_file(path: Path):
-    from torchvision.io import read_file
+    import torch
 
-    return read_file(str(path))
+    return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
 
 
 def _decode_plain_jpeg(im: Image.Image, raw) -> Image.Image | None:
-    """An upright RGB JPEG decoded by torchvision's libjpeg-turbo: the same pixels as PIL's, about
-    a third faster here (a 1200×630 progressive photo: 11 ms against 15). ``None`` for anything else
-    (other formats and modes, a rotated EXIF orientation, a decoding error), which PIL then reads.
-
-    Only where ``torchvision.io`` is loaded already (:func:`preload_jpeg_decoder`): importing torchvision
-    costs ~1.1 s (it imports ``torch._dynamo``), the time of ~275 such decodes, so a one-photo run would
-    lose what a folder gains."""
-    if "torchvision.io" not in sys.modules:
-        return None
+    """An upright RGB JPEG decoded by torchvision's libjpeg-turbo (its compiled op, without importing
+    torchvision: :mod:`emotion.inference.native`): the same pixels as PIL's, about a third faster here (a
+    1200×630 progressive photo: 11 ms against 15). ``None`` for anything else (other formats and modes, a
+    rotated EXIF orientation, a decoding error, no torchvision), which PIL then reads."""
     if im.format != "JPEG" or im.mode != "RGB" or im.getexif().get(ORIENTATION_TAG, 1) != 1:
         return None
-    from torchvision.io import decode_jpeg
+    from emotion.inference.native import torchvision_decode_jpeg
 
+    decode = torchvision_decode_jpeg()
+    if decode is None:
+        return None
     try:
-        return Image.fromarray(decode_jpeg(raw()).permute(1, 2, 0).numpy())
+        return Image.fromarray(decode(raw()).permute(1, 2, 0).numpy())
     except RuntimeError:  # libjpeg's own complaint: let PIL decode it, or name what is wrong
         return None
-
-
-#: Images in a run from which the faster JPEG decoder pays for its import (~1.1 s / ~4 ms a photo, rounded up).
-FAST_JPEG_FROM = 300
-
-
-def preload_jpeg_decoder() -> None:
-    """Import torchvision's JPEG decoder, so that :func:`load_image` uses it (for runs of many photos)."""
-    import torchvision.io  # noqa: F401
 
 
 def load_image(source: ImageSource, max_pixels: int | None = MAX_PIXELS) -> tuple[Image.Image, str | None]:

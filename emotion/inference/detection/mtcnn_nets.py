@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emotion.inference.native import torchvision_nms
 from emotion.resources import ASSETS_DIR
 
 __all__ = ["PNet", "RNet", "ONet", "load_nets", "generateBoundingBox", "batched_nms_numpy", "bbreg", "pad", "rerec",
@@ -164,10 +165,18 @@ def _nms_numpy(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: 
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``torchvision.ops.nms`` without importing torchvision (~1.1 s of start-up): its compiled op where it
+    loads (:func:`emotion.inference.native.torchvision_nms`), else :func:`nms_numpy`."""
+    op = torchvision_nms()
+    if op is not None:
+        return op(boxes, scores, threshold)
+    return nms_numpy(boxes, scores, threshold)
+
+
+def nms_numpy(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
     """``torchvision.ops.nms``, exactly (its stable descending sort, its float32 IoU, suppression above
-    ``threshold``), without importing torchvision, which costs ~1.1 s of a photo run's start-up (it imports
-    ``torch._dynamo``; ``python -X importtime``). Greedy: each kept box suppresses the rest at once, so the cost
-    is the kept boxes times the candidates. ``tests/test_mtcnn.py`` checks it against torchvision's."""
+    ``threshold``), in numpy: greedy, each kept box suppressing the rest at once, so the cost is the kept
+    boxes times the candidates (several times the compiled op's). ``tests/test_mtcnn.py`` checks it."""
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, stable=True, descending=True).indices

@@ -22,7 +22,7 @@ from PIL import Image
 from emotion.errors import EmotionError, unexpected_failure
 from emotion.inference.detection.detector import Detections
 from emotion.inference.drivers.inputs import Job
-from emotion.inference.images import FAST_JPEG_FROM, load_image, preload_jpeg_decoder
+from emotion.inference.images import load_image
 from emotion.inference.predictor import FaceEmotionPredictor
 from emotion.inference.results import ImageResult
 
@@ -70,13 +70,11 @@ class _Images(torch.utils.data.Dataset):
         return _Found(i, rgb.size, det, faces, rgb=keep)
 
 
-def _worker_init(worker_id: int, parent_pid: int, fast_jpeg: bool) -> None:
+def _worker_init(worker_id: int, parent_pid: int) -> None:
     from emotion.data.workers import die_with_parent
 
     die_with_parent(parent_pid)
     torch.set_num_threads(1)
-    if fast_jpeg:
-        preload_jpeg_decoder()
 
 
 def iter_bulk_results(predictor: FaceEmotionPredictor, jobs: Sequence[Job], *, batch_faces: int = 256,
@@ -90,12 +88,9 @@ def iter_bulk_results(predictor: FaceEmotionPredictor, jobs: Sequence[Job], *, b
         workers: decoding/detection processes; 0 does it all in this process (still batched).
         keep_rgb: also hand back each decoded image (for annotated figures).
     """
-    if not workers and len(jobs) >= FAST_JPEG_FROM:
-        preload_jpeg_decoder()
     loader = torch.utils.data.DataLoader(
         _Images(predictor, jobs, keep_rgb), batch_size=None, num_workers=workers,
-        prefetch_factor=8 if workers else None,
-        worker_init_fn=partial(_worker_init, parent_pid=os.getpid(), fast_jpeg=len(jobs) >= FAST_JPEG_FROM),
+        prefetch_factor=8 if workers else None, worker_init_fn=partial(_worker_init, parent_pid=os.getpid()),
         multiprocessing_context="fork" if workers else None)
     pending: list[_Found] = []
     n_faces = 0
