@@ -79,7 +79,7 @@ def main() -> None:
     costs = import_costs(commands["emotion.predict one.jpg (default model)"])
     record = {"machine": machine(), "python": sys.version.split()[0], "repeats": args.repeats, "rows": rows,
               "imports": costs, "photo": Path(args.photo).name}
-    md = [f"# Start-up\n\n`python experiments/bench_startup.py --repeats {args.repeats}`; {record['machine']}; "
+    md = [f"`python experiments/bench_startup.py --repeats {args.repeats}`; {record['machine']}; "
           f"each command a fresh process, median of {args.repeats} alternating rounds after a warm-up; the photo: "
           f"{record['photo']} (6 faces), writing its annotated PNG and predictions.json.\n",
           "| command | median s | × `import torch` |", "|---|---:|---:|"]
