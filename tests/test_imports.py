@@ -60,3 +60,13 @@ def test_the_import_graph_has_no_cycle():
 def test_the_checker_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_package_folder_ships_in_the_wheel():
+    """pyproject.toml lists the packages one by one: a new subpackage missing there would be left out of
+    the wheel (and of `pip install .`) while every test run from the checkout still passes."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "emotion").rglob("__init__.py")}
+    assert folders - listed == set(), f"add to [tool.setuptools] packages: {sorted(folders - listed)}"
