@@ -182,6 +182,25 @@ def test_sigterm_finishes_requests_in_flight_and_exits_cleanly():
     assert "Traceback" not in server.log(), server.log()
 
 
+def test_sigterm_ends_a_running_video_job_and_exits(tmp_path):
+    """Jobs do not outlive the server: SIGTERM during a long job ends it at its next frame, and the server
+    exits at once rather than after the video."""
+    clip = pan_clip(SAMPLE_PHOTO, tmp_path / "long.avi", frames=900, step=0).read_bytes()  # minutes of work
+    server = ServerProcess([]).start()
+    try:
+        job = httpx.post(server.url + "/predict/video", content=clip, timeout=60).json()["id"]
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            while c.get(f"/jobs/{job}").json()["frames_done"] < 3:
+                time.sleep(0.1)
+        server.proc.send_signal(signal.SIGTERM)
+        # Well before the job could finish (900 frames of six faces: ~10 frames/s here).
+        assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM, 143)
+        assert "Traceback" not in server.log(), server.log()
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+
+
 def _chrome():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):

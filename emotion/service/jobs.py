@@ -90,8 +90,8 @@ def _image_format(data: bytes) -> str | None:
 class _Progress:
     """The tqdm-like bar :class:`PredictSession` updates per analysed frame, counting into the job."""
 
-    def __init__(self, job: VideoJob, total: int | None) -> None:
-        self.job = job
+    def __init__(self, job: VideoJob, total: int | None, stopping: threading.Event) -> None:
+        self.job, self.stopping = job, stopping
         job.frames_total = total
 
     def __enter__(self) -> "_Progress":
@@ -102,6 +102,8 @@ class _Progress:
 
     def update(self, n: int = 1) -> None:
         self.job.frames_done += n
+        if self.stopping.is_set():  # the server is shutting down: end the job at this frame
+            raise EmotionError("the server stopped before the video was analysed; send it again.")
 
 
 class JobStore:
@@ -113,6 +115,7 @@ class JobStore:
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=limits.max_jobs, thread_name_prefix="video-job")
         self.evicted = 0
+        self.stopping = threading.Event()
 
     def active(self) -> int:
         return sum(j.state in ("queued", "running") for j in self.jobs.values())
@@ -173,7 +176,8 @@ class JobStore:
         job.state = "running"
         try:
             session = PredictSession(self.predictor, job.folder / "out", annotate=False, video=options,
-                                     say=lambda text, err: None, progress=lambda total, desc: _Progress(job, total))
+                                     say=lambda text, err: None,
+                                     progress=lambda total, desc: _Progress(job, total, self.stopping))
             session.run(Job(path=path, kind="video", name=UPLOAD_NAME, title=UPLOAD_NAME), quiet=True)
             if not session.results:
                 raise EmotionError(session.errors[0]["error"] if session.errors else "no frame could be read.")
@@ -213,4 +217,6 @@ class JobStore:
         return {"active": self.active(), "kept": len(self.jobs), "evicted": self.evicted}
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop: queued jobs are dropped, running ones end at their next frame (jobs do not outlive the server)."""
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
