@@ -1,6 +1,6 @@
 """Start-up: ``python -m emotion.predict one.jpg`` end to end beside ``python -c "import torch"`` (#33).
 
-    python experiments/bench_startup.py [--photo tests/assets/sample_faces.jpg] [--repeats 7]
+    python experiments/bench_startup.py [--photo tests/assets/sample_faces.jpg] [--repeats 7] [--before REF]
 
 Each command runs as a fresh process, the two (and the fast model's run) taking turns, after one warm-up
 each (the OS file cache); the median wall time of ``--repeats`` rounds, and the ratio to ``import torch``.
@@ -25,25 +25,25 @@ sys.path.insert(0, str(ROOT))
 from emotion.io import write_results  # noqa: E402
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], tree: Path = ROOT) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
     return time.perf_counter() - start
 
 
-def import_costs(cmd: list[str], top: int = 8) -> list[dict]:
-    """The top-level-most imports that cost most (cumulative µs), from ``-X importtime``."""
+def import_costs(cmd: list[str], top: int = 10) -> list[dict]:
+    """Import time by distribution (the modules' own time, summed by their top-level package), from
+    ``-X importtime``: what the run's imports cost, and who."""
     out = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stderr
-    rows = []
+    totals: dict[str, float] = {}
     for line in out.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cum, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-        depth = (len(name) - len(name.lstrip())) // 2
-        rows.append({"module": name.strip(), "depth": depth, "ms": int(cum) / 1000})
-    tops = [r for r in rows if r["depth"] == 0]
-    return sorted(tops, key=lambda r: -r["ms"])[:top]
+        own, _, name = line.removeprefix("import time:").split("|")
+        package = name.strip().split(".")[0]
+        totals[package] = totals.get(package, 0.0) + int(own) / 1000
+    return [{"module": k, "ms": v} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
 
 
 def machine() -> str:
@@ -57,6 +57,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photo", default=str(ROOT / "tests" / "assets" / "sample_faces.jpg"))
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--before", default=None, metavar="REF",
+                    help="also time the predict run of this git commit (checked out in a temporary worktree)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "bench_startup.json"))
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="startup-")
@@ -67,25 +69,39 @@ def main() -> None:
         "emotion.predict one.jpg --checkpoint fast": [py, "-m", "emotion.predict", args.photo, "--out", out, "-q",
                                                       "--checkpoint", "fast"],
     }
-    for cmd in commands.values():
-        wall(cmd)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(args.repeats):
+    trees = {name: ROOT for name in commands}
+    if args.before:
+        tree = Path(tempfile.mkdtemp(prefix="before-")) / "tree"
+        subprocess.run(["git", "worktree", "add", "-f", "--detach", str(tree), args.before], check=True, cwd=ROOT,
+                       capture_output=True)
+        name = f"emotion.predict one.jpg (default model) at {args.before[:10]}"
+        commands[name], trees[name] = commands["emotion.predict one.jpg (default model)"], tree
+    try:
         for name, cmd in commands.items():
-            times[name].append(wall(cmd))
+            wall(cmd, trees[name])  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, cmd in commands.items():
+                times[name].append(wall(cmd, trees[name]))
+    finally:
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
     base = statistics.median(times["python -c 'import torch'"])
     rows = [{"command": name, "median_s": round(statistics.median(t), 3), "x_import_torch":
              round(statistics.median(t) / base, 2)} for name, t in times.items()]
     costs = import_costs(commands["emotion.predict one.jpg (default model)"])
     record = {"machine": machine(), "python": sys.version.split()[0], "repeats": args.repeats, "rows": rows,
               "imports": costs, "photo": Path(args.photo).name}
-    md = [f"`python experiments/bench_startup.py --repeats {args.repeats}`; {record['machine']}; "
+    md = [f"`python experiments/bench_startup.py --repeats {args.repeats}"
+          f"{' --before ' + args.before if args.before else ''}`; {record['machine']}; "
           f"each command a fresh process, median of {args.repeats} alternating rounds after a warm-up; the photo: "
           f"{record['photo']} (6 faces), writing its annotated PNG and predictions.json.\n",
           "| command | median s | × `import torch` |", "|---|---:|---:|"]
     md += [f"| {r['command']} | {r['median_s']} | {r['x_import_torch']}× |" for r in rows]
-    md += ["", "The slowest top-level imports of the predict run (`python -X importtime`, cumulative ms):", "",
-           "| module | ms |", "|---|---:|"] + [f"| `{c['module']}` | {c['ms']:.0f} |" for c in costs]
+    md += ["", "What the predict run's imports cost, by package (`python -X importtime`: each module's own time, "
+           "summed by its top-level package; the rest of the run is reading the model, detecting, classifying "
+           "and writing):", "", "| package | ms |", "|---|---:|"] + [f"| `{c['module']}` | {c['ms']:.0f} |"
+                                                                       for c in costs]
     write_results(args.out, record, "\n".join(md) + "\n")
     print("\n".join(md))
 
