@@ -174,6 +174,7 @@ def test_ferplus_trains_on_the_sample_and_predicts_its_classes(tmp_path):
     assert predictor.class_names == list(fp.FERPLUS_CLASS_NAMES)
 
 
+@pytest.mark.slow  # 21 s: the default suite's budget (#32); CI runs the slow suite too
 def test_member_records_feed_selection_and_distillation(tmp_path):
     """A member recorded from the bundled fast model: its probabilities stand in for the model in
     ensemble selection (PublicTest) and in making soft labels (Training); PrivateTest is read once."""

@@ -250,4 +250,8 @@ def test_stream_url_is_a_live_source(videos, tmp_path):
     name = f"127_0_0_1_{port}_occlusion_avi"
     streamed = _rows(out / f"{name}_frames.csv")
     assert streamed and len(streamed) == len(_rows(out / "predictions.csv"))
-    assert [t["track"] for t in _rows(out / f"{name}_tracks.csv")] == ["1"]
+    # Read live, the frames the analysis had no time for are dropped, more of them on a busy machine; a face
+    # that moved far between two analysed frames may then start a second track. Not what this test is about.
+    tracks = _rows(out / f"{name}_tracks.csv")
+    assert tracks and tracks[0]["track"] == "1"
+    assert {r["track"] for r in streamed} <= {t["track"] for t in tracks} | {"-1", ""}

@@ -19,6 +19,7 @@ PIP_ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION
 PIP_ENV.pop("PIP_FIND_LINKS", None)
 
 
+@pytest.mark.slow  # 14 s: the default suite's budget (#32); CI runs the slow suite too
 def test_installed_wheel_composes_configs_and_trains_the_sample(tmp_path):
     dist = tmp_path / "dist"
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
