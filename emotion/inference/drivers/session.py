@@ -30,10 +30,12 @@ def face_table(name: str, result: ImageResult) -> str:
     if not result.faces:
         return f"{name}  {w}×{h}  no faces found"
     lines = [f"{name}  {w}×{h}  {len(result.faces)} face{'s' if len(result.faces) > 1 else ''}",
-             f"  {'#':>2}  {'label':<9} {'prob':>5}  {'box x1,y1,x2,y2':<22} {'det':>4}"]
+             f"  {'#':>2}  {'label':<9} {'prob':>5}  {'box x1,y1,x2,y2':<22} {'det':>4} {'quality':>7}"]
     for i, f in enumerate(result.faces, 1):
         box = ",".join(str(round(v)) for v in f.box)
-        lines.append(f"  {i:>2}  {f.label:<9} {f.confidence:>5.0%}  {box:<22} {f.score:>4.2f}")
+        label = f"?{f.predicted}" if f.is_uncertain else f.label  # held back: its top class, marked
+        quality = "" if f.quality is None else f"{f.quality.overall:>7.2f}"
+        lines.append(f"  {i:>2}  {label:<9} {f.confidence:>5.0%}  {box:<22} {f.score:>4.2f} {quality}")
     return "\n".join(lines)
 
 
