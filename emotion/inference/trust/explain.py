@@ -11,8 +11,8 @@ Two methods, one result (an (N, 48, 48) float map in [0, 1], 1 where the evidenc
   is replaced by the face's mean grey, for any net, the ONNX runtime included; 144 classifier passes a face.
 
 ``auto`` is occlusion: on the sample's faces its map passes the deletion check (masking the map's top 20 %
-of pixels lowers the class's probability more than masking a random 20 %) by a wide margin, and Grad-CAM's,
-at our nets' 5×5 last maps, does not (``experiments/results/explain.md``, written by
+of pixels lowers the class's probability more than masking a random 20 %) by a wide margin for all three
+shipped models, and Grad-CAM's, at our nets' 5×5 last maps, for none (``experiments/results/explain.md``, written by
 ``experiments/bench_explain.py``, which also gives each method's cost).
 """
 
