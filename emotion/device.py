@@ -9,7 +9,7 @@ import platform
 import torch
 
 __all__ = ["best_device", "cpu_has_native_bf16", "native_bf16", "choose_precision", "device_name",
-           "missing_accelerator"]
+           "missing_accelerator", "machine_name"]
 
 
 def best_device() -> torch.device:
@@ -69,3 +69,16 @@ def device_name(accelerator: str | None = None) -> str:
     if accelerator != "cpu" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def machine_name() -> str:
+    """The CPU's model name and core count (``AMD EPYC, 2 cores``), as benchmarks state the machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"

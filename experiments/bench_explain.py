@@ -13,7 +13,6 @@ bottom 20 %. Writes ``<out>.json`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,17 +25,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emotion.device import machine_name  # noqa: E402
 from emotion.io import write_json  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -56,7 +46,7 @@ def main() -> None:
     rng_blobs = np.random.default_rng(1)
     blobs = torch.nn.functional.interpolate(torch.tensor(rng_blobs.random((len(faces), 1, 5, 5)), dtype=torch.float32),
                                             size=(48, 48), mode="bilinear", align_corners=False)[:, 0].numpy()
-    record = {"command": "python " + " ".join(sys.argv), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+    record = {"command": "python " + " ".join(sys.argv), "cpu": machine_name(), "threads": torch.get_num_threads(),
               "faces": int(len(faces)), "share": 0.2, "models": {}}
     for name in args.models:
         p = FaceEmotionPredictor.from_checkpoint(name, device="cpu", faces_are_crops=True)

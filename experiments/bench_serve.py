@@ -12,8 +12,6 @@ own server on 127.0.0.1, warm-up requests, then ``--requests`` timed ones. Write
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import threading
@@ -26,6 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from emotion.device import machine_name  # noqa: E402
 from emotion.io import write_results  # noqa: E402
 from emotion.service.process import ServerProcess  # noqa: E402
 
@@ -83,12 +82,7 @@ def main() -> None:
                     print(row, flush=True)
             health = httpx.get(server.url + "/health").json()
             print("batching stats:", health["batching"], flush=True)
-    cpu = platform.processor() or platform.machine()
-    machine = f"{cpu}, {os.cpu_count()} cores"
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            machine = f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-            break
+    machine = machine_name()
     md = [f"# Service latency and throughput\n\n`python experiments/bench_serve.py --requests {args.requests}`; "
           f"{machine}; bundled model, server and clients on the same machine (127.0.0.1), "
           f"{args.requests} timed requests per row.\n",

@@ -26,18 +26,10 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from bench_serve import FALLBACK_PHOTO, PHOTO, drive  # noqa: E402
 
+from emotion.device import machine_name  # noqa: E402
 from emotion.io import write_results  # noqa: E402
 from emotion.service.process import ServerProcess  # noqa: E402
 from tests.helpers import pan_clip  # noqa: E402
-
-
-def machine() -> str:
-    import os
-
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    return f"{os.cpu_count()} cores"
 
 
 def run_job(url: str, clip: bytes) -> dict:
@@ -92,7 +84,7 @@ def main() -> None:
         print("with videos", loaded, jobs, flush=True)
         health = httpx.get(server.url + "/health").json()
     lost = lambda r: r["requests"] - r["ok"] - r["other"]  # noqa: E731
-    record = {"machine": machine(), "photo": photo.name, "requests": args.requests, "clip_frames": args.frames,
+    record = {"machine": machine_name(), "photo": photo.name, "requests": args.requests, "clip_frames": args.frames,
               "baseline": baseline, "with_videos": loaded, "jobs": jobs, "video_jobs": health["video_jobs"],
               "lost": {"baseline": lost(baseline), "with_videos": lost(loaded)},
               "p99_ratio": round(loaded["p99_ms"] / baseline["p99_ms"], 2)}

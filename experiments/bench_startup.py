@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emotion.device import machine_name  # noqa: E402
 from emotion.io import write_results  # noqa: E402
 
 
@@ -44,13 +45,6 @@ def import_costs(cmd: list[str], top: int = 10) -> list[dict]:
         package = name.strip().split(".")[0]
         totals[package] = totals.get(package, 0.0) + int(own) / 1000
     return [{"module": k, "ms": v} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
-
-
-def machine() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    return f"{os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -90,7 +84,7 @@ def main() -> None:
     rows = [{"command": name, "median_s": round(statistics.median(t), 3), "x_import_torch":
              round(statistics.median(t) / base, 2)} for name, t in times.items()]
     costs = import_costs(commands["emotion.predict one.jpg (default model)"])
-    record = {"machine": machine(), "python": sys.version.split()[0], "repeats": args.repeats, "rows": rows,
+    record = {"machine": machine_name(), "python": sys.version.split()[0], "repeats": args.repeats, "rows": rows,
               "imports": costs, "photo": Path(args.photo).name}
     md = [f"`python experiments/bench_startup.py --repeats {args.repeats}"
           f"{' --before ' + args.before if args.before else ''}`; {record['machine']}; "

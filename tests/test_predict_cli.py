@@ -18,7 +18,7 @@ from emotion.data.preprocess import to_fer_face
 from emotion.inference import SCHEMA_VERSION, FaceEmotionPredictor
 from emotion.inference.drivers.inputs import collect_inputs
 from emotion.predict import main
-from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT, run_cli
+from tests.helpers import SAMPLE_PHOTO, SAMPLE_ROOT, pan_clip, run_cli
 
 
 def predict_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -29,20 +29,6 @@ def predict_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def exported(tiny_checkpoint, tmp_path_factory) -> Path:
     return export_model(tiny_checkpoint, tmp_path_factory.mktemp("model") / "tiny")
-
-
-def make_video(path: Path, frames: int = 6) -> Path:
-    """A short MJPG video of the sample photo (static: MTCNN's hold on these small FER faces is
-    shaky enough that a few pixels of motion can lose one, and this test is about the plumbing)."""
-    import cv2
-
-    bgr = cv2.cvtColor(np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB")), cv2.COLOR_RGB2BGR)
-    h, w = bgr.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
-    for _ in range(frames):
-        writer.write(bgr)
-    writer.release()
-    return path
 
 
 def no_temp_files(folder: Path) -> bool:
@@ -57,7 +43,7 @@ def test_folder_with_corrupt_file_end_to_end(exported, tmp_path):
     (photos / "broken.jpg").write_text("not a jpeg at all\n")
     (photos / "cut.jpg").write_bytes(SAMPLE_PHOTO.read_bytes()[:3000])
     (photos / "notes.txt").write_text("ignored: not an image suffix\n")
-    make_video(photos / "clip.avi")
+    pan_clip(SAMPLE_PHOTO, photos / "clip.avi", frames=6, step=0)  # static: the test is about the plumbing
     out = tmp_path / "out"
 
     proc = predict_cli("photos", "missing.jpg", "--checkpoint", str(exported), "--out", str(out),

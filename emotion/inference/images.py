@@ -96,7 +96,7 @@ def _decode(fp, name: str, max_pixels: int | None, raw) -> Image.Image:
 def _read_file(path: Path):
     import torch
 
-    return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    return torch.from_numpy(np.fromfile(path, dtype=np.uint8))  # one read, no copy
 
 
 def _decode_plain_jpeg(im: Image.Image, raw) -> Image.Image | None:

@@ -35,24 +35,25 @@ def _load(library: str) -> bool:
         return False
 
 
+def _op(library: str, namespace: str, name: str) -> Callable | None:
+    """``torch.ops.<namespace>.<name>`` once ``torchvision/<library>*.so`` is loaded, or ``None``."""
+    if not _load(library):
+        return None
+    try:
+        return getattr(getattr(torch.ops, namespace), name)
+    except (AttributeError, RuntimeError):
+        return None
+
+
 @lru_cache(maxsize=None)
 def torchvision_nms() -> Callable | None:
     """``torch.ops.torchvision.nms(boxes, scores, iou_threshold)``, or ``None``."""
-    if not _load("_C"):
-        return None
-    try:
-        return torch.ops.torchvision.nms
-    except (AttributeError, RuntimeError):
-        return None
+    return _op("_C", "torchvision", "nms")
 
 
 @lru_cache(maxsize=None)
 def torchvision_decode_jpeg() -> Callable | None:
     """``data (uint8 tensor) → (3, H, W) RGB uint8`` by torchvision's libjpeg-turbo, or ``None``."""
-    if not _load("image"):
-        return None
-    try:
-        op = torch.ops.image.decode_jpeg
-    except (AttributeError, RuntimeError):
-        return None
-    return lambda data: op(data, 3, False)  # ImageReadMode.RGB; no EXIF turn (the caller checks it is upright)
+    op = _op("image", "image", "decode_jpeg")
+    # ImageReadMode.RGB; no EXIF turn (the caller checks the photo is upright)
+    return None if op is None else (lambda data: op(data, 3, False))

@@ -10,6 +10,7 @@ from typing import Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from emotion.inference.results import ImageResult
+from emotion.inference.trust.quality import UNCERTAIN
 
 __all__ = ["CLASS_COLORS", "UNCERTAIN_COLOR", "class_color", "face_tag", "draw_boxes", "draw_figure", "draw_tracks_bgr"]
 
@@ -27,7 +28,7 @@ FACE_PX = 96  # each 48×48 face is shown at 2× (nearest neighbour: the pixels 
 
 def class_color(name: str) -> tuple[int, int, int]:
     """The colour of a class (stable for unknown names too); light grey for ``uncertain``."""
-    if name == "uncertain":
+    if name == UNCERTAIN:
         return UNCERTAIN_COLOR
     return CLASS_COLORS.get(name, _OTHER[sum(map(ord, name)) % len(_OTHER)])
 
