@@ -16,7 +16,7 @@ from emotion.device import best_device
 from emotion.errors import EmotionError, first_line
 from emotion.resources import ASSETS_DIR
 
-__all__ = ["read_checkpoint", "load_model", "export_model", "export_onnx", "TrainedModel", "HParams",
+__all__ = ["read_checkpoint", "load_model", "init_weights", "export_model", "export_onnx", "TrainedModel", "HParams",
            "DEFAULT_MODEL", "BUNDLED_MODELS", "ONNX_FILE", "model_source"]
 
 #: The model shipped with the package (weights as safetensors + a JSON of hparams and metrics).
@@ -149,6 +149,34 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     except (RuntimeError, TypeError, KeyError) as e:
         raise EmotionError(f"'{path}': weights do not fit the recorded architecture ({str(e)[:300]}).") from None
     return model.to(device or best_device()).eval()
+
+
+def init_weights(net: nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Start ``net`` from a trained model's weights (``init_from=`` in a training config): every tensor
+    whose name and shape match is copied; the rest (a head with another number of classes, say) keep
+    their fresh initialisation.
+
+    Args:
+        net: the network :func:`emotion.models.create_model` built for the new run.
+        source: what :func:`load_model` reads: a ``.ckpt``, an exported folder (a member's ``model/``),
+            or a bundled model's name.
+
+    Returns:
+        The names copied and the names left as they were.
+
+    Raises:
+        EmotionError: the source is unreadable, or is another architecture (no tensor fits).
+    """
+    donor = load_model(source, device="cpu").model.state_dict()
+    own = net.state_dict()
+    copied = [k for k, v in own.items() if k in donor and donor[k].shape == v.shape]
+    if not any(own[k].is_floating_point() and own[k].dim() > 1 for k in copied):
+        raise EmotionError(f"init_from={source}: none of its weights fit this model (is it the same arch?). "
+                           "Choose a model of the same architecture, or drop init_from.")
+    with torch.no_grad():
+        for k in copied:
+            own[k].copy_(donor[k].to(own[k].dtype))
+    return copied, [k for k in own if k not in copied]
 
 
 def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.dtype | None = None,

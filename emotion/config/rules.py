@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from emotion.checkpoint import model_source
 from emotion.data.classes import SPLIT_NAMES, check_label_map
 from emotion.data.datamodule import BALANCE_MODES
 from emotion.errors import EmotionError
@@ -133,6 +134,15 @@ def checkpoint_or_list(v: Any) -> str | None:
     return "must be a checkpoint path, or a list of them ([a.ckpt,b.ckpt]) for an ensemble"
 
 
+def trained_model(v: Any) -> str | None:
+    """A model :func:`emotion.checkpoint.load_model` can read: a bundled name, or a path that exists."""
+    if not isinstance(v, str) or not v.strip():
+        return "must be a .ckpt, an exported model folder, or a bundled model's name"
+    if not model_source(v).exists():
+        return f"'{v}' does not exist: give a .ckpt, an exported model folder (a member's model/), or a bundled name"
+    return None
+
+
 def distill_spec(v: Any) -> str | None:
     """``{weight: w in [0, 1], temperature: T > 0}`` (weight 1: the soft targets alone, as data=ferplus's
     cross-entropy on the vote distribution)."""
@@ -242,6 +252,7 @@ TRAIN_RULES = Rules([
     Rule("test", boolean),
     Rule("tta", one_of((*TTA_MODES, "auto"))),
     Rule("ckpt_path", text, optional=True),
+    Rule("init_from", trained_model, optional=True),
     Rule("optimized_metric", text, optional=True),
 ], joint=[_distill_has_teacher, _cycles_fit_the_run])
 EVAL_RULES = Rules([

@@ -21,7 +21,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
-from emotion.checkpoint import read_checkpoint
+from emotion.checkpoint import init_weights, read_checkpoint
 from emotion.config.rules import TRAIN_RULES, check_config
 from emotion.device import choose_precision, device_name
 from emotion.errors import EmotionError, TrainingInterrupted
@@ -114,6 +114,9 @@ def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emot
     # The data decides the label space (data=ferplus adds contempt), the model config the rest.
     model = instantiate(cfg.model, class_weights=dm.class_weights, num_classes=len(dm.class_names),
                         class_names=list(dm.class_names))
+    if cfg.get("init_from") and not ckpt_path:  # a resumed run has its own weights already
+        copied, fresh = init_weights(model.model, cfg.init_from)
+        log.info("init_from=%s: %d tensors copied; fresh: %s", cfg.init_from, len(copied), ", ".join(fresh) or "none")
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     history = EpochHistory()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, ExactResume(cfg.seed)]
