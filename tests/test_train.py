@@ -12,6 +12,7 @@ import torch
 from emotion import EmotionClassifier, load_model
 from emotion.data import CLASS_NAMES
 from emotion.device import cpu_has_native_bf16
+from emotion.errors import EmotionError
 from emotion.models import list_models, predict_proba
 from emotion.train import train
 from tests.helpers import (
@@ -115,6 +116,28 @@ def test_export_round_trip(tiny_checkpoint, tmp_path):
     assert b.meta["note"] == "test"
 
 
+def test_init_from_copies_what_fits_and_starts_a_new_head_fresh(tiny_checkpoint, tmp_path):
+    from emotion.checkpoint import init_weights
+    from emotion.models import create_model
+    from emotion.train import build
+
+    donor = load_model(tiny_checkpoint, "cpu").model.state_dict()
+    cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", f"init_from={tiny_checkpoint}"))
+    own = build(cfg, ckpt_path=None).model.model.state_dict()
+    assert all(torch.equal(own[k], donor[k]) for k in donor)  # the same classes: every tensor
+
+    net = create_model("mini_xception", num_classes=8)  # FER+'s 8 classes: all but the head
+    fresh_head = {k: v.clone() for k, v in net.state_dict().items() if v.shape != donor[k].shape}
+    copied, fresh = init_weights(net, tiny_checkpoint)
+    assert set(fresh) == set(fresh_head) and len(copied) == len(donor) - len(fresh) > 0
+    state = net.state_dict()
+    assert all(torch.equal(state[k], donor[k]) for k in copied)
+    assert all(torch.equal(state[k], fresh_head[k]) for k in fresh)  # untouched, not zeroed
+
+    with pytest.raises(EmotionError, match="none of its weights fit"):
+        init_weights(create_model("vgg_tiny"), tiny_checkpoint)
+
+
 def test_wandb_offline_run_writes_its_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -197,6 +220,7 @@ def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):
     (["model.arch=resnet9000"], "model.arch=resnet9000: choose one of mini_xception"),
     (["data.root=/definitely/missing"], "FER2013 not found at '/definitely/missing'. FER2013 is on Kaggle"),
     (["model.optimizer=adam"], "model.optimizer=adam: choose one of sgd, adamw (did you mean adamw?)"),
+    (["init_from=/no/such/model"], "init_from=/no/such/model: '/no/such/model' does not exist"),
 ])
 def test_train_cli_user_errors(tmp_path, args, message):
     r = run_cli("emotion.train", "logger=none", "data=fer2013_sample", f"data.cache_dir={tmp_path}",
