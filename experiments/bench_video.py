@@ -197,7 +197,8 @@ def main() -> None:
                              "seconds": r["seconds"], "frames": r["frames"], "faces": r["faces"],
                              "faces_lost_vs_every_frame": lost, "tracks": r["tracks"],
                              "recall": vs_truth.get("recall"), "id_switches": vs_truth.get("id_switches"),
-                             "annotate_cost": round(r["seconds"] / plain["seconds"], 2) if "annotated" in name else None,
+                             "annotate_cost": (round(r["seconds"] / plain["seconds"], 2)
+                                               if "annotated" in name else None),
                              "vs_fer": round(fer["seconds"] / r["seconds"], 2) if fer else None})
             if fer:
                 rows.append({"clip": clip, "run": "fer 25.10.3: Video.analyze(FER(mtcnn=True))", "fps": fer["fps"],
@@ -216,7 +217,8 @@ def main() -> None:
         for r in (r for r in rows if r["clip"] == clip):
             cells = [r["run"], r["fps"], r["seconds"], r["faces"], r["faces_lost_vs_every_frame"],
                      None if r["recall"] is None else f"{r['recall']:.1%}", r["id_switches"], r["tracks"],
-                     f"{r['annotate_cost']}×" if r["annotate_cost"] else None, f"{r['vs_fer']}×" if r["vs_fer"] else None]
+                     f"{r['annotate_cost']}×" if r["annotate_cost"] else None,
+                     f"{r['vs_fer']}×" if r["vs_fer"] else None]
             md.append("| " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
     text = "\n".join(md) + "\n"
     print(text)
