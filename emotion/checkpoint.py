@@ -151,7 +151,7 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return model.to(device or best_device()).eval()
 
 
-def init_weights(net: nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str]]:
+def init_weights(net: nn.Module, source: str | os.PathLike) -> tuple[list[str], list[str], dict[str, Any]]:
     """Start ``net`` from a trained model's weights (``init_from=`` in a training config): every tensor
     whose name and shape match is copied; the rest (a head with another number of classes, say) keep
     their fresh initialisation.
@@ -162,13 +162,14 @@ def init_weights(net: nn.Module, source: str | os.PathLike) -> tuple[list[str], 
             or a bundled model's name.
 
     Returns:
-        The names copied and the names left as they were.
+        The names copied, the names left as they were, and the source's ``meta`` (what its export
+        recorded, such as the labels that taught it: ``protocol``; ``{}`` for a checkpoint).
 
     Raises:
         EmotionError: the source is unreadable, or is another architecture (no tensor fits).
     """
-    donor = load_model(source, device="cpu").model.state_dict()
-    own = net.state_dict()
+    trained = load_model(source, device="cpu")
+    donor, own = trained.model.state_dict(), net.state_dict()
     copied = [k for k, v in own.items() if k in donor and donor[k].shape == v.shape]
     if not any(own[k].is_floating_point() and own[k].dim() > 1 for k in copied):
         raise EmotionError(f"init_from={source}: none of its weights fit this model (is it the same arch?). "
@@ -176,7 +177,7 @@ def init_weights(net: nn.Module, source: str | os.PathLike) -> tuple[list[str], 
     with torch.no_grad():
         for k in copied:
             own[k].copy_(donor[k].to(own[k].dtype))
-    return copied, [k for k in own if k not in copied]
+    return copied, [k for k in own if k not in copied], dict(trained.meta)
 
 
 def export_model(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.dtype | None = None,

@@ -39,8 +39,11 @@ from emotion.reporting.members import MEMBERS_DIR, WEIGHTS_DIR, write_member  # 
 RUN_KEYS = ("val", "test", "tta", "tta_val_acc", "epochs", "best_epoch", "wall_time_s", "device", "precision")
 
 
-def protocol_of(config: dict[str, Any]) -> str:
-    """Which labels taught the run, in the words of the results tables."""
+def protocol_of(config: dict[str, Any], recorded: str | None = None) -> str:
+    """Which labels taught the run, in the words of the results tables: what the run recorded (runs since
+    init_from record theirs), else read off its config."""
+    if recorded and "started from the weights" in recorded:
+        return f"{recorded}; from scratch"
     data = config.get("data", {})
     if str(data.get("_target_", "")).endswith("FERPlusDataModule"):
         return f"FER+ ({data.get('mode')}, 8 classes), from scratch"
@@ -86,7 +89,7 @@ def describe(source: str) -> tuple[str, dict[str, Any]]:
                       {"val": _acc(metrics.get("val")), "test": _acc(metrics.get("test"))},
                   "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                   "wall_time_s": metrics.get("wall_time_s"), "device": metrics.get("device"),
-                  "protocol": protocol_of(config), "config": config,
+                  "protocol": protocol_of(config, metrics.get("protocol")), "config": config,
                   "run_metrics": {k: metrics.get(k) for k in RUN_KEYS}}
 
 

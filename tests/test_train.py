@@ -123,16 +123,19 @@ def test_init_from_copies_what_fits_and_starts_a_new_head_fresh(tiny_checkpoint,
 
     donor = load_model(tiny_checkpoint, "cpu").model.state_dict()
     cfg = compose_cfg(tmp_path, quick_overrides("model=mini_xception", f"init_from={tiny_checkpoint}"))
-    own = build(cfg, ckpt_path=None).model.model.state_dict()
+    run = build(cfg, ckpt_path=None)
+    own = run.model.model.state_dict()
+    assert run.protocol == f"FER2013 labels, started from the weights of a model taught by '{tiny_checkpoint}'"
     assert all(torch.equal(own[k], donor[k]) for k in donor)  # the same classes: every tensor
 
     net = create_model("mini_xception", num_classes=8)  # FER+'s 8 classes: all but the head
     fresh_head = {k: v.clone() for k, v in net.state_dict().items() if v.shape != donor[k].shape}
-    copied, fresh = init_weights(net, tiny_checkpoint)
+    copied, fresh, meta = init_weights(net, tiny_checkpoint)
     assert set(fresh) == set(fresh_head) and len(copied) == len(donor) - len(fresh) > 0
     state = net.state_dict()
     assert all(torch.equal(state[k], donor[k]) for k in copied)
     assert all(torch.equal(state[k], fresh_head[k]) for k in fresh)  # untouched, not zeroed
+    assert meta == {}  # a checkpoint records no export meta
 
     with pytest.raises(EmotionError, match="none of its weights fit"):
         init_weights(create_model("vgg_tiny"), tiny_checkpoint)

@@ -102,6 +102,8 @@ class TrainingRun:
     callbacks: list[pl.Callback]
     history: EpochHistory
     command: str = "python -m emotion.train"
+    #: Which labels taught the model, in the words of the results tables (the data's, and init_from's).
+    protocol: str | None = None
 
 
 def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emotion.train") -> TrainingRun:
@@ -114,9 +116,17 @@ def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emot
     # The data decides the label space (data=ferplus adds contempt), the model config the rest.
     model = instantiate(cfg.model, class_weights=dm.class_weights, num_classes=len(dm.class_names),
                         class_names=list(dm.class_names))
-    if cfg.get("init_from") and not ckpt_path:  # a resumed run has its own weights already
-        copied, fresh = init_weights(model.model, cfg.init_from)
-        log.info("init_from=%s: %d tensors copied; fresh: %s", cfg.init_from, len(copied), ", ".join(fresh) or "none")
+    protocol = getattr(dm, "protocol", None)
+    if cfg.get("init_from"):
+        if not ckpt_path:  # a resumed run has its own weights already
+            copied, fresh, meta = init_weights(model.model, cfg.init_from)
+            log.info("init_from=%s: %d tensors copied; fresh: %s", cfg.init_from, len(copied),
+                     ", ".join(fresh) or "none")
+            taught_by = meta.get("protocol", f"'{cfg.init_from}'").removesuffix(", from scratch")
+        else:
+            taught_by = f"'{cfg.init_from}'"
+        # Not "FER2013 labels only" any more: the weights it started from were taught by other labels.
+        protocol = f"{str(protocol).removesuffix(' only')}, started from the weights of a model taught by {taught_by}"
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     history = EpochHistory()
     callbacks = [*_instantiate_all(cfg.get("callbacks")), history, ExactResume(cfg.seed)]
@@ -132,7 +142,7 @@ def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emot
     if trainer.world_size > 1:
         log.info("process %d of %d, joined by %s", trainer.global_rank, trainer.world_size,
                  type(trainer.strategy.cluster_environment).__name__)
-    return TrainingRun(cfg, out, dm, model, trainer, loggers, callbacks, history, command)
+    return TrainingRun(cfg, out, dm, model, trainer, loggers, callbacks, history, command, protocol)
 
 
 def fit(run: TrainingRun, ckpt_path: str | None) -> tuple[dict[str, torch.Tensor], list[dict], int]:
@@ -254,7 +264,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
             command=command, epochs=epochs_done, best_epoch=_epoch_of(best),
             val_acc_best=float(metrics["val/acc_best"]) if "val/acc_best" in metrics else None,
             precision=str(run.trainer.precision), skipped_images=run.datamodule.skipped, history=curves,
-            protocol=getattr(run.datamodule, "protocol", None))
+            protocol=run.protocol)
         write_record(run, record)
     _finish_wandb(run.loggers)
     return TrainResult({k: float(v) for k, v in metrics.items()}, record, cfg, run.datamodule, run.model, run.trainer)
