@@ -210,3 +210,50 @@ class MTCNN:
         boxes, points = boxes[pick].cpu().numpy(), points[pick].cpu().numpy()
         order = np.argsort(boxes[:, 4], kind="stable")[::-1]  # most confident first, as MTCNN.detect
         return Detections(boxes[order, :4], boxes[order, 4], points[order])
+
+    @torch.inference_mode()
+    def refine(self, rgb: np.ndarray, boxes: np.ndarray, shift: float = 0.15) -> Detections:
+        """Find again, near each of ``boxes`` (N, 4), the face a track expects there: O-Net alone on
+        nine windows per box (the box squared, and moved by ``shift`` of its side in each direction),
+        the best window taken with its box refinement and landmarks. No P-Net pyramid and no R-Net:
+        a tracked face's place is already known within a fraction of its size.
+
+        Returns:
+            Detections in the order of ``boxes``; a box whose best window scores under O-Net's
+            threshold comes back with score 0 (not found).
+        """
+        n = len(boxes)
+        if n == 0:
+            return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            sat = integral_image(torch.as_tensor(rgb, device=self.device))
+        base = rerec(torch.as_tensor(np.c_[boxes, np.ones(n)], dtype=torch.float32, device=self.device))[:, :4]
+        side = (base[:, 2] - base[:, 0])[:, None]
+        steps = torch.tensor([-shift, 0.0, shift], device=self.device)
+        dx, dy = steps.repeat(3), steps.repeat_interleave(3)  # (9,): every pair of shifts
+        cand = torch.stack([base[:, 0:1] + dx * side, base[:, 1:2] + dy * side,
+                            base[:, 2:3] + dx * side, base[:, 3:4] + dy * side], 2).reshape(-1, 4)
+        x, idx = self._windows(sat, torch.cat([cand, torch.zeros(len(cand), 1, device=self.device)], 1), 48)
+        scores = np.zeros(n, np.float32)
+        out_boxes = np.asarray(boxes, np.float32).copy()
+        out_points = np.zeros((n, 5, 2), np.float32)
+        if len(idx) == 0:
+            return Detections(out_boxes, scores, out_points)
+        mv, points, prob = _batched(self.onet, x)
+        cand = cand[torch.from_numpy(idx).to(self.device)]
+        owner = torch.from_numpy(idx // 9).to(self.device)
+        face = prob[:, 1]
+        for i in owner.unique().tolist():
+            rows = torch.nonzero(owner == i).flatten()
+            j = rows[face[rows].argmax()]
+            if float(face[j]) <= self.thresholds[2]:
+                continue
+            b = torch.cat([cand[j:j + 1], face[j:j + 1, None]], 1)
+            bw, bh = float(b[0, 2] - b[0, 0] + 1), float(b[0, 3] - b[0, 1] + 1)
+            p = points[j]
+            out_points[i] = torch.stack([bw * p[:5] + b[0, 0] - 1, bh * p[5:] + b[0, 1] - 1], 1).cpu().numpy()
+            out_boxes[i] = bbreg(b, mv[j:j + 1])[0, :4].cpu().numpy()
+            scores[i] = float(face[j])
+        return Detections(out_boxes, scores, out_points)
+

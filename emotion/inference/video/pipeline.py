@@ -45,6 +45,8 @@ class VideoOptions:
         smooth_s: the smoothing time constant in seconds (0: the raw series).
         realtime: drop frames rather than lag (``None``: for webcams and streams).
         max_side: detect on a copy downscaled to this longest side.
+        refine: between detections, find each carried face again near where its track expects it
+            (:meth:`FaceDetector.refine_scaled`: MTCNN's last stage alone), rather than trust the carry.
     """
 
     every: int = 1
@@ -52,10 +54,12 @@ class VideoOptions:
     smooth_s: float = 0.5
     realtime: bool | None = None
     max_side: int = VIDEO_DETECT_MAX_SIDE
+    refine: bool = False
 
     def settings(self) -> dict[str, Any]:
         """What ``predictions.json`` records of them."""
-        return {"every": self.every, "detect_every": self.detect_every, "smooth_s": self.smooth_s}
+        return {"every": self.every, "detect_every": self.detect_every, "smooth_s": self.smooth_s,
+                "refine": self.refine}
 
 
 @dataclass
@@ -118,6 +122,11 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
             if n % max(1, detect_every) == 0:
                 small, scale = _small_rgb(bgr, max_side)
                 det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
+            elif o.refine:
+                small, scale = _small_rgb(bgr, max_side)
+                carried, _, _ = tracker.carry(index)
+                det, tracks, detected = tracker.correct(index, predictor.detector.refine_scaled(small, scale,
+                                                                                                 carried.boxes))
             else:
                 det, tracks, detected = tracker.carry(index)
             gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))

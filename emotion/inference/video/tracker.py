@@ -114,6 +114,35 @@ class FaceTracker:
         dets, ids = self._boxes(self._visible, frame)
         return dets, ids, np.zeros(len(ids), dtype=bool)
 
+    def correct(self, frame: int, found: Detections) -> tuple[Detections, np.ndarray, np.ndarray]:
+        """Where :meth:`carry`'s faces of ``frame`` were found again (``found``, in :meth:`carry`'s order:
+        :meth:`FaceDetector.refine_scaled`, score 0 where not), report them there and carry them on
+        from there; the others stay where they were carried. A face found again must overlap its carried
+        box (IoU ≥ 0.3) at a size within a factor 1.4 of it, and two faces may not take the same place
+        (where two corrections overlap, the better-scored one stands): at a crossing the window of one
+        face may hold the other. Returns what :meth:`carry` returns."""
+        carried, _ = self._boxes(self._visible, frame)
+        accepted: list[int] = []
+        for k in np.argsort(-found.scores, kind="stable"):
+            box, was = found.boxes[k], carried.boxes[k]
+            ratio = (box[2] - box[0]) / max(was[2] - was[0], 1e-6)
+            if (found.scores[k] > 0 and 1 / 1.4 <= ratio <= 1.4 and _max_iou(box, was[None]) >= 0.3
+                    and (not accepted or _max_iou(box, found.boxes[accepted]) < 0.5)):
+                accepted.append(int(k))
+        visible = list(self._visible)
+        for k in accepted:
+            track, s = visible[k]
+            box = found.boxes[k].astype(np.float64)
+            # The centre's velocity follows the corrections (half old, half new); the size is not extrapolated.
+            step = ((box[:2] + box[2:]) - (s.box[:2] + s.box[2:])) / 2 / max(frame - s.frame, 1)
+            moving = 0.5 * ((s.velocity[:2] + s.velocity[2:]) / 2 + step)
+            seen = _Seen(frame, box, found.landmarks[k].astype(np.float64), s.score, np.tile(moving, 2))
+            if track != NO_TRACK and self._seen.get(track) is s:
+                self._seen[track] = seen
+            visible[k] = (track, seen)
+        self._visible = visible
+        return self.carry(frame)
+
     @staticmethod
     def _boxes(faces: list[tuple[int, _Seen]], frame: int) -> tuple[Detections, np.ndarray]:
         if not faces:
