@@ -51,7 +51,8 @@ def fraction(s: str) -> float:
 
 
 def video_arguments(ap: argparse.ArgumentParser) -> None:
-    """``--every``, ``--detect-every``, ``--smooth``, ``--live``: a :class:`~emotion.inference.video.VideoOptions`."""
+    """``--every``, ``--detect-every``, ``--refine-tracks``, ``--smooth``, ``--live``: a
+    :class:`~emotion.inference.video.VideoOptions`."""
     from emotion.inference.video import DETECT_EVERY
 
     g = ap.add_argument_group("videos")
@@ -59,6 +60,9 @@ def video_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
                    help="videos: detect faces on every K-th analysed frame; the face tracks carry them between "
                         "(default: %(default)s)")
+    g.add_argument("--refine-tracks", action="store_true",
+                   help="videos, with --detect-every K > 1: between detections, find each tracked face again near "
+                        "where its track expects it (MTCNN's last stage alone), rather than only carry its box")
     g.add_argument("--smooth", type=seconds, default=0.5, metavar="S",
                    help="videos: time constant of each track's smoothed emotions, in seconds; 0 or off: the raw "
                         "series (default: %(default)s)")

@@ -127,12 +127,11 @@ class FaceDetector:
             keep &= np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= float(asked)
         return Detections(boxes[keep], scores[keep], points[keep])
 
-    def refine_scaled(self, small: Image.Image, scale: float, boxes: np.ndarray) -> Detections:
-        """:meth:`MTCNN.refine` on ``small`` (a copy downscaled by ``scale``, as :meth:`detect_scaled`
-        takes) for ``boxes`` in the image's pixels: each box's face found again nearby, or score 0
-        where O-Net's score is under ``min_score``."""
-        found = self.mtcnn.refine(np.asarray(small), np.asarray(boxes, np.float64) * scale)
+    def refine(self, rgb: np.ndarray, boxes: np.ndarray) -> Detections:
+        """:meth:`MTCNN.refine`: each of ``boxes`` (a track's expected face, in ``rgb``'s pixels) found again
+        nearby, or score 0 where O-Net's score is under ``min_score``. ``rgb`` may be a view (a BGR frame's
+        ``[..., ::-1]``): only each box's neighbourhood is read."""
+        found = self.mtcnn.refine(rgb, np.asarray(boxes, np.float64))
         scores = found.scores.astype(np.float64)
         scores[scores < self.min_score] = 0.0
-        return Detections(found.boxes.astype(np.float64) / scale, scores, found.landmarks.astype(np.float64) / scale)
-
+        return Detections(found.boxes.astype(np.float64), scores, found.landmarks.astype(np.float64))

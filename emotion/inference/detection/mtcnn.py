@@ -92,6 +92,10 @@ class MTCNN:
         factor: scale step between pyramid levels.
     """
 
+    #: Where refine looks, in steps of ``shift`` × the box side: the expected place and one step each way. A
+    #: 3×3 grid found no more faces on the street clip (recall 76.2 % both, detect every 3) at 1.8× the windows.
+    REFINE_OFFSETS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
     def __init__(self, device: str | torch.device = "cpu", thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709) -> None:
         self.device = torch.device(device)
@@ -214,46 +218,54 @@ class MTCNN:
     @torch.inference_mode()
     def refine(self, rgb: np.ndarray, boxes: np.ndarray, shift: float = 0.15) -> Detections:
         """Find again, near each of ``boxes`` (N, 4), the face a track expects there: O-Net alone on
-        nine windows per box (the box squared, and moved by ``shift`` of its side in each direction),
+        five windows per box (the box squared, and moved by ``shift`` of its side each way: REFINE_OFFSETS),
         the best window taken with its box refinement and landmarks. No P-Net pyramid and no R-Net:
-        a tracked face's place is already known within a fraction of its size.
+        a tracked face's place is already known within a fraction of its size. Each box reads only
+        its own neighbourhood of ``rgb`` (a view of a full-size frame costs no more than a small one).
 
         Returns:
             Detections in the order of ``boxes``; a box whose best window scores under O-Net's
             threshold comes back with score 0 (not found).
         """
         n = len(boxes)
+        out_boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+        scores, out_points = np.zeros(n, np.float32), np.zeros((n, 5, 2), np.float32)
         if n == 0:
-            return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            sat = integral_image(torch.as_tensor(rgb, device=self.device))
-        base = rerec(torch.as_tensor(np.c_[boxes, np.ones(n)], dtype=torch.float32, device=self.device))[:, :4]
-        side = (base[:, 2] - base[:, 0])[:, None]
-        steps = torch.tensor([-shift, 0.0, shift], device=self.device)
-        dx, dy = steps.repeat(3), steps.repeat_interleave(3)  # (9,): every pair of shifts
-        cand = torch.stack([base[:, 0:1] + dx * side, base[:, 1:2] + dy * side,
-                            base[:, 2:3] + dx * side, base[:, 3:4] + dy * side], 2).reshape(-1, 4)
-        x, idx = self._windows(sat, torch.cat([cand, torch.zeros(len(cand), 1, device=self.device)], 1), 48)
-        scores = np.zeros(n, np.float32)
-        out_boxes = np.asarray(boxes, np.float32).copy()
-        out_points = np.zeros((n, 5, 2), np.float32)
-        if len(idx) == 0:
             return Detections(out_boxes, scores, out_points)
-        mv, points, prob = _batched(self.onet, x)
-        cand = cand[torch.from_numpy(idx).to(self.device)]
-        owner = torch.from_numpy(idx // 9).to(self.device)
-        face = prob[:, 1]
-        for i in owner.unique().tolist():
-            rows = torch.nonzero(owner == i).flatten()
-            j = rows[face[rows].argmax()]
-            if float(face[j]) <= self.thresholds[2]:
+        dev, (h, w) = self.device, rgb.shape[:2]
+        base = rerec(torch.as_tensor(np.c_[out_boxes, np.ones(n)], dtype=torch.float32, device=dev))[:, :4]
+        dx, dy = (torch.tensor(v, device=dev) * shift for v in zip(*self.REFINE_OFFSETS))
+        k = len(self.REFINE_OFFSETS)
+        windows, cands, owners = [], [], []
+        for i in range(n):
+            b = base[i]
+            side = float(b[2] - b[0])
+            # The neighbourhood every window of this box (and its box refinement) can reach.
+            x0, y0 = max(int(b[0] - side), 0), max(int(b[1] - side), 0)
+            x1, y1 = min(int(b[2] + side) + 1, w), min(int(b[3] + side) + 1, h)
+            if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            b = torch.cat([cand[j:j + 1], face[j:j + 1, None]], 1)
+            sat = integral_image(torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1])).to(dev))
+            cand = torch.stack([b[0] + dx * side - x0, b[1] + dy * side - y0,
+                                b[2] + dx * side - x0, b[3] + dy * side - y0, torch.zeros(k, device=dev)], 1)
+            x, idx = self._windows(sat, cand, 48)
+            if len(idx):
+                windows.append(x)
+                cands.append(cand[torch.from_numpy(idx).to(dev), :4] + torch.tensor([x0, y0, x0, y0], device=dev))
+                owners += [i] * len(idx)
+        if not windows:
+            return Detections(out_boxes, scores, out_points)
+        mv, points, prob = _batched(self.onet, torch.cat(windows))
+        cand, owner, face = torch.cat(cands), np.asarray(owners), prob[:, 1].cpu().numpy()
+        for i in np.unique(owner):
+            rows = np.flatnonzero(owner == i)
+            j = int(rows[face[rows].argmax()])
+            if face[j] <= self.thresholds[2]:
+                continue
+            b = torch.cat([cand[j:j + 1], prob[j:j + 1, 1:2]], 1)
             bw, bh = float(b[0, 2] - b[0, 0] + 1), float(b[0, 3] - b[0, 1] + 1)
             p = points[j]
             out_points[i] = torch.stack([bw * p[:5] + b[0, 0] - 1, bh * p[5:] + b[0, 1] - 1], 1).cpu().numpy()
             out_boxes[i] = bbreg(b, mv[j:j + 1])[0, :4].cpu().numpy()
-            scores[i] = float(face[j])
+            scores[i] = face[j]
         return Detections(out_boxes, scores, out_points)
-

@@ -46,7 +46,7 @@ class VideoOptions:
         realtime: drop frames rather than lag (``None``: for webcams and streams).
         max_side: detect on a copy downscaled to this longest side.
         refine: between detections, find each carried face again near where its track expects it
-            (:meth:`FaceDetector.refine_scaled`: MTCNN's last stage alone), rather than trust the carry.
+            (:meth:`FaceDetector.refine`: MTCNN's last stage alone), rather than trust the carry.
     """
 
     every: int = 1
@@ -123,10 +123,8 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
                 small, scale = _small_rgb(bgr, max_side)
                 det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
             elif o.refine:
-                small, scale = _small_rgb(bgr, max_side)
                 carried, _, _ = tracker.carry(index)
-                det, tracks, detected = tracker.correct(index, predictor.detector.refine_scaled(small, scale,
-                                                                                                 carried.boxes))
+                det, tracks, detected = tracker.correct(index, predictor.detector.refine(bgr[..., ::-1], carried.boxes))
             else:
                 det, tracks, detected = tracker.carry(index)
             gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
