@@ -19,6 +19,7 @@ buys shows:
 * ``detect every frame, full-size search``: the photo pipeline's 1600-px detection on every frame;
 * ``detect every frame``: the video default, detection on a 960-px copy (``VIDEO_DETECT_MAX_SIDE``);
 * ``detect every 2 / 3 / 4``: detection on every k-th frame, the tracks carried between;
+* ``…, refined``: the same, each carried face found again by MTCNN's last stage (``--refine-tracks``);
 * the same with ``--annotate-video`` (boxes, track ids and smoothed labels drawn with OpenCV and
   encoded in a background thread).
 
@@ -160,6 +161,8 @@ def main() -> None:
         "detect every 2": dict(detect_every=2),
         "detect every 3": dict(detect_every=3),
         "detect every 4": dict(detect_every=4),
+        "detect every 3, refined": dict(detect_every=3, refine=True),
+        "detect every 4, refined": dict(detect_every=4, refine=True),
         "detect every frame + annotated video": dict(detect_every=1, annotate_video=True),
         "detect every 3 + annotated video": dict(detect_every=3, annotate_video=True),
     }

@@ -45,8 +45,9 @@ class VideoOptions:
         smooth_s: the smoothing time constant in seconds (0: the raw series).
         realtime: drop frames rather than lag (``None``: for webcams and streams).
         max_side: detect on a copy downscaled to this longest side.
-        refine: between detections, find each carried face again near where its track expects it
-            (:meth:`FaceDetector.refine`: MTCNN's last stage alone), rather than trust the carry.
+        refine: between full detections, find each tracked face again near where its track expects it
+            (:meth:`FaceDetector.refine`: MTCNN's last stage alone) and track those as this frame's
+            detections, rather than carry the boxes; ``detected`` is then true for them too.
     """
 
     every: int = 1
@@ -108,7 +109,10 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
     every, detect_every, max_side = o.every, o.detect_every, o.max_side
     cap, info = opened or open_video(source)
     realtime = info.live if o.realtime is None else o.realtime
-    tracker = FaceTracker(info.fps / max(1, every), detect_every=detect_every)
+    # Refined, every frame has detections (full, or the tracks' faces found again): the tracker runs at
+    # the frame rate.
+    rate = info.fps / max(1, every)
+    tracker = FaceTracker(rate, detect_every=1 if o.refine else detect_every)
     smoother = EmaSmoother(o.smooth_s)
     reader = _Reader(cap, info, every, realtime)
     reader.start()
@@ -124,7 +128,8 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
                 det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
             elif o.refine:
                 carried, _, _ = tracker.carry(index)
-                det, tracks, detected = tracker.correct(index, predictor.detector.refine(bgr[..., ::-1], carried.boxes))
+                found = tracker.found_again(index, predictor.detector.refine(bgr[..., ::-1], carried.boxes))
+                det, tracks, detected = tracker.update(index, found)
             else:
                 det, tracks, detected = tracker.carry(index)
             gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))

@@ -33,9 +33,6 @@ class _Seen:
     landmarks: np.ndarray | None  # (5, 2)
     score: float
     velocity: np.ndarray  # box change per frame, (4,)
-    #: The last full detection's frame and box: velocities at a detection are measured from it, not from
-    #: a correction (:meth:`FaceTracker.correct`), whose O-Net box is sized a little differently.
-    detection: tuple[int, np.ndarray] | None = None
 
 
 class FaceTracker:
@@ -93,11 +90,9 @@ class FaceTracker:
             marks = None if detections.landmarks is None else detections.landmarks[i].astype(np.float64)
             before = self._seen.get(track) if track != NO_TRACK else None
             velocity = np.zeros(4)
-            if before is not None:
-                since, was = before.detection or (before.frame, before.box)
-                if frame > since:
-                    velocity = (box - was) / (frame - since)
-            seen = _Seen(frame, box, marks, float(detections.scores[i]), velocity, (frame, box))
+            if before is not None and frame > before.frame:
+                velocity = (box - before.box) / (frame - before.frame)
+            seen = _Seen(frame, box, marks, float(detections.scores[i]), velocity)
             if track != NO_TRACK:
                 self._seen[track] = seen
             self._visible.append((track, seen))
@@ -119,38 +114,29 @@ class FaceTracker:
         dets, ids = self._boxes(self._visible, frame)
         return dets, ids, np.zeros(len(ids), dtype=bool)
 
-    def correct(self, frame: int, found: Detections) -> tuple[Detections, np.ndarray, np.ndarray]:
-        """Where :meth:`carry`'s faces of ``frame`` were found again (``found``, in :meth:`carry`'s order:
-        :meth:`FaceDetector.refine`, score 0 where not), report them there and carry them on
-        from there; the others stay where they were carried. A face found again must overlap its carried
-        box (IoU ≥ 0.3) at a size within a factor 1.4 of it, and two faces may not take the same place
-        (where two corrections overlap, the better-scored one stands). Faces whose carried boxes touch
-        are only carried: at a crossing the window of one face holds the other, and a correction there
-        swapped the tracks (2 ID switches in each crossing scene of the tracking check). Returns what
-        :meth:`carry` returns."""
+    def found_again(self, frame: int, found: Detections) -> Detections:
+        """This frame's detections for :meth:`update`, from :meth:`carry`'s faces of ``frame`` looked for
+        again (``found``, in :meth:`carry`'s order: :meth:`FaceDetector.refine`, score 0 where not found).
+
+        A face found again must overlap its carried box (IoU ≥ 0.3) at a size within a factor 1.4 of it,
+        and two may not take the same place (the better-scored one stands). Faces whose carried boxes
+        touch are left out: at a crossing the window of one face holds the other, and taking it swapped
+        the tracks (2 ID switches in each crossing scene of the tracking check). A face left out is a
+        detector miss to the tracker: held for ``hold_s``, then found by the next full detection.
+        """
         carried, _ = self._boxes(self._visible, frame)
-        accepted: list[int] = []
+        taken: list[int] = []
         for k in np.argsort(-found.scores, kind="stable"):
             box, was = found.boxes[k], carried.boxes[k]
             ratio = (box[2] - box[0]) / max(was[2] - was[0], 1e-6)
             others = np.delete(carried.boxes, k, axis=0)
             alone = not len(others) or _max_iou(was, others) == 0
             if (found.scores[k] > 0 and alone and 1 / 1.4 <= ratio <= 1.4 and _max_iou(box, was[None]) >= 0.3
-                    and (not accepted or _max_iou(box, found.boxes[accepted]) < 0.5)):
-                accepted.append(int(k))
-        visible = list(self._visible)
-        for k in accepted:
-            track, s = visible[k]
-            box = found.boxes[k].astype(np.float64)
-            # The centre's velocity follows the corrections (half old, half new); the size is not extrapolated.
-            step = ((box[:2] + box[2:]) - (s.box[:2] + s.box[2:])) / 2 / max(frame - s.frame, 1)
-            moving = 0.5 * ((s.velocity[:2] + s.velocity[2:]) / 2 + step)
-            seen = _Seen(frame, box, found.landmarks[k].astype(np.float64), s.score, np.tile(moving, 2), s.detection)
-            if track != NO_TRACK and self._seen.get(track) is s:
-                self._seen[track] = seen
-            visible[k] = (track, seen)
-        self._visible = visible
-        return self.carry(frame)
+                    and (not taken or _max_iou(box, found.boxes[taken]) < 0.5)):
+                taken.append(int(k))
+        keep = np.asarray(sorted(taken), dtype=np.int64)
+        return Detections(found.boxes[keep], found.scores[keep],
+                          None if found.landmarks is None else found.landmarks[keep])
 
     @staticmethod
     def _boxes(faces: list[tuple[int, _Seen]], frame: int) -> tuple[Detections, np.ndarray]:
