@@ -28,7 +28,8 @@ BAD = {
     "callbacks.early_stopping.mode": "up", "callbacks.ema.decay": "1.5",
     "data.label_map": "{contempt: smug}", "data.soft_labels": "''", "data.ferplus": "''", "data.mode": "vote",
     "model.distill": "'{weight: 2.0}'",
-    "seed": "-1", "test": "perhaps", "tta": "tencrops", "ckpt_path": "''", "optimized_metric": "''",
+    "seed": "-1", "test": "perhaps", "tta": "tencrops", "ckpt_path": "''", "init_from": "/no/such/model",
+    "optimized_metric": "''",
     "split": "train",
 }
 # Options a key's group must be selected for the key to exist.

@@ -8,7 +8,9 @@ headless one. Measured on the labelled tracking check (``experiments/tracking_ch
 ByteTrack keeps a track through ``lost_s`` seconds of misses (a detector miss, a head turn, a
 brief occlusion) and gives it back its id when the face is found again near where its Kalman
 filter expects it. Between detections (``detect_every > 1``) each visible track's box moves on at
-the velocity of its last two detections; its landmarks move with it.
+the velocity of its last two detections; its landmarks move with it. With refined tracks
+(``VideoOptions.refine``) the faces are instead found again near there (:meth:`FaceTracker.found_again`)
+and tracked as detections, every frame.
 """
 
 from __future__ import annotations
