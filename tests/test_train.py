@@ -127,6 +127,7 @@ def test_init_from_copies_what_fits_and_starts_a_new_head_fresh(tiny_checkpoint,
     own = run.model.model.state_dict()
     assert run.protocol == f"FER2013 labels, started from the weights of a model taught by '{tiny_checkpoint}'"
     assert all(torch.equal(own[k], donor[k]) for k in donor)  # the same classes: every tensor
+    assert build(cfg, ckpt_path=str(tiny_checkpoint)).protocol == run.protocol  # resumed: the same record
 
     net = create_model("mini_xception", num_classes=8)  # FER+'s 8 classes: all but the head
     fresh_head = {k: v.clone() for k, v in net.state_dict().items() if v.shape != donor[k].shape}

@@ -21,7 +21,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
-from emotion.checkpoint import init_weights, read_checkpoint
+from emotion.checkpoint import init_weights, load_model, read_checkpoint
 from emotion.config.rules import TRAIN_RULES, check_config
 from emotion.device import choose_precision, device_name
 from emotion.errors import EmotionError, TrainingInterrupted
@@ -118,13 +118,13 @@ def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emot
                         class_names=list(dm.class_names))
     protocol = getattr(dm, "protocol", None)
     if cfg.get("init_from"):
-        if not ckpt_path:  # a resumed run has its own weights already
+        if ckpt_path:  # a resumed run has its own weights already: only what taught them is read
+            meta = load_model(cfg.init_from, device="cpu").meta
+        else:
             copied, fresh, meta = init_weights(model.model, cfg.init_from)
             log.info("init_from=%s: %d tensors copied; fresh: %s", cfg.init_from, len(copied),
                      ", ".join(fresh) or "none")
-            taught_by = meta.get("protocol", f"'{cfg.init_from}'").removesuffix(", from scratch")
-        else:
-            taught_by = f"'{cfg.init_from}'"
+        taught_by = meta.get("protocol", f"'{cfg.init_from}'").removesuffix(", from scratch")
         # Not "FER2013 labels only" any more: the weights it started from were taught by other labels.
         protocol = f"{str(protocol).removesuffix(' only')}, started from the weights of a model taught by {taught_by}"
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
