@@ -47,8 +47,7 @@ def choose(members: list[Member]) -> dict[str, str | None]:
             top = max(default_score(m) for m in pool)
             near = [m for m in pool if default_score(m) >= top - TIE]
             out[role] = min(near, key=lambda m: (m.info["params"], -default_score(m))).name
-    labels_only = [m for m in seven if m.info["protocol"].startswith("FER2013 labels only")
-                   and "started from" not in m.info["protocol"]]
+    labels_only = [m for m in seven if m.info["protocol"].startswith("FER2013 labels only")]
     if labels_only:
         out["fer2013"] = max(labels_only, key=fer2013_val).name
     return out

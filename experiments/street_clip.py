@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from experiments.tracking_check import Scene, pick_faces  # noqa: E402
+from experiments.tracking_check import Scene, pick_faces, shown_enough  # noqa: E402
 
 SIZE = (1920, 1080)
 FPS = 25.0
@@ -130,13 +130,8 @@ def make_street_clip(path: Path, seconds: float = 5.0, seed: int = 0) -> Scene:
             frame[cy1:cy2, cx1:cx2][sub] = p.sprite[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1][sub]
             cover[cy1:cy2, cx1:cx2][sub] = ident
             placed.append((ident, (x1, y1, x2, y2), int(p.mask.sum())))
-        truth = []
-        for ident, box, area in placed:
-            x1, y1, x2, y2 = box
-            shown = int((cover[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] == ident).sum())
-            truth.append((ident, box, shown >= 0.6 * area))
+        scene.truth.append([(ident, box, shown_enough(cover, ident, box, area)) for ident, box, area in placed])
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        scene.truth.append(truth)
     writer.release()
     return scene
 

@@ -99,14 +99,17 @@ def render(name: str, faces: list[np.ndarray], paths: dict[int, list[tuple[float
         for box in occluders:
             draw.rectangle(box, fill=(70, 70, 80))
             cover[box[1]:box[3], box[0]:box[2]] = -1
-        truth = []
-        for ident, (x1, y1, x2, y2) in placed:
-            area = (x2 - x1) * (y2 - y1)
-            shown = (cover[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] == ident).sum()
-            truth.append((ident, (x1, y1, x2, y2), shown >= 0.6 * area))
+        truth = [(ident, box, shown_enough(cover, ident, box, (box[2] - box[0]) * (box[3] - box[1])))
+                 for ident, box in placed]
         scene.frames.append(img)
         scene.truth.append(truth)
     return scene
+
+
+def shown_enough(cover: np.ndarray, ident: int, box: tuple[int, int, int, int], area: int) -> bool:
+    """Whether at least 60 % of a face's ``area`` shows in ``cover`` (which identity each pixel shows)."""
+    x1, y1, x2, y2 = box
+    return bool((cover[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] == ident).sum() >= 0.6 * area)
 
 
 def _line(a: tuple[float, float, float], b: tuple[float, float, float], n: int) -> list[tuple[float, float, float]]:

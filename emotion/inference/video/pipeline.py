@@ -128,7 +128,7 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
                 det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
             elif o.refine:
                 carried, _, _ = tracker.carry(index)
-                found = tracker.found_again(index, predictor.detector.refine(bgr[..., ::-1], carried.boxes))
+                found = tracker.found_again(carried, predictor.detector.refine(bgr[..., ::-1], carried.boxes))
                 det, tracks, detected = tracker.update(index, found)
             else:
                 det, tracks, detected = tracker.carry(index)

@@ -116,9 +116,10 @@ class FaceTracker:
         dets, ids = self._boxes(self._visible, frame)
         return dets, ids, np.zeros(len(ids), dtype=bool)
 
-    def found_again(self, frame: int, found: Detections) -> Detections:
-        """This frame's detections for :meth:`update`, from :meth:`carry`'s faces of ``frame`` looked for
-        again (``found``, in :meth:`carry`'s order: :meth:`FaceDetector.refine`, score 0 where not found).
+    @staticmethod
+    def found_again(carried: Detections, found: Detections) -> Detections:
+        """This frame's detections for :meth:`update`, from :meth:`carry`'s faces (``carried``) looked for
+        again (``found``, in the same order: :meth:`FaceDetector.refine`, score 0 where not found).
 
         A face found again must overlap its carried box (IoU ≥ 0.3) at a size within a factor 1.4 of it,
         and two may not take the same place (the better-scored one stands). Faces whose carried boxes
@@ -126,7 +127,6 @@ class FaceTracker:
         the tracks (2 ID switches in each crossing scene of the tracking check). A face left out is a
         detector miss to the tracker: held for ``hold_s``, then found by the next full detection.
         """
-        carried, _ = self._boxes(self._visible, frame)
         taken: list[int] = []
         for k in np.argsort(-found.scores, kind="stable"):
             box, was = found.boxes[k], carried.boxes[k]
