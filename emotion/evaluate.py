@@ -19,7 +19,7 @@ from emotion import config  # noqa: F401  (registers the config resolvers)
 from emotion.checkpoint import load_model
 from emotion.config.rules import EVAL_RULES, check_config
 from emotion.data.classes import SPLIT_NAMES
-from emotion.data.sources import is_test_set_folder, locate_source
+from emotion.data.sources.fer2013 import is_test_set_folder, locate_source
 from emotion.device import device_name
 from emotion.errors import quiet_library_warnings, user_errors_exit
 from emotion.io import write_json

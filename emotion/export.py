@@ -42,7 +42,7 @@ def _logits(model, images, labels, batch: int = 512) -> tuple[torch.Tensor, torc
 def calibrate(ckpt: str, root: str) -> dict[str, float]:
     """Fit the temperature on val; ECE on test before and after."""
     from emotion.data import FER2013DataModule
-    from emotion.data.cache import default_cache_dir
+    from emotion.data.sources.cache import default_cache_dir
 
     model = load_model(ckpt, device="cpu")
     dm = FER2013DataModule(root=root, cache_dir=default_cache_dir())

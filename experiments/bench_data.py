@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from emotion.data.cache import load_or_build
-from emotion.data.sources import locate_source
+from emotion.data.sources.cache import load_or_build
+from emotion.data.sources.fer2013 import locate_source
 from emotion.io import write_json
 
 HERE = Path(__file__).resolve().parent

@@ -35,7 +35,7 @@ import numpy as np
 import torch  # noqa: I001
 
 from emotion.data import FER2013DataModule
-from emotion.data.cache import default_cache_dir
+from emotion.data.sources.cache import default_cache_dir
 from emotion.data.classes import CLASS_NAMES
 from emotion.device import device_name
 from emotion.inference import FaceEmotionPredictor, load_image

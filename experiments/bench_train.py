@@ -71,7 +71,7 @@ def loader_rate(root: str, augment: str, batch: int, size: int, workers: int, ba
 
     from emotion.config import CONFIG_DIR
     from emotion.data import FER2013DataModule
-    from emotion.data.cache import default_cache_dir
+    from emotion.data.sources.cache import default_cache_dir
 
     aug = instantiate(OmegaConf.load(CONFIG_DIR / "data" / "augment" / f"{augment}.yaml"))
     dm = FER2013DataModule(root, cache_dir=default_cache_dir(),

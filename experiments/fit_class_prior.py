@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from emotion.data.datamodule import FER2013DataModule  # noqa: E402
-from emotion.data.ferplus import SHIPPED_VOTES  # noqa: E402
+from emotion.data.sources.ferplus import SHIPPED_VOTES  # noqa: E402
 from emotion.io import write_json  # noqa: E402
 from emotion.reporting.agreement import crowd_agreement  # noqa: E402
 from emotion.reporting.members import load_member  # noqa: E402

@@ -31,7 +31,7 @@ from make_soft_labels import model_probs  # noqa: E402  (experiments/, the scrip
 
 from emotion.checkpoint import BUNDLED_MODELS, export_model, load_model  # noqa: E402
 from emotion.data.datamodule import FER2013DataModule  # noqa: E402
-from emotion.data.ferplus import SHIPPED_VOTES  # noqa: E402
+from emotion.data.sources.ferplus import SHIPPED_VOTES  # noqa: E402
 from emotion.reporting.agreement import crowd_agreement  # noqa: E402
 from emotion.reporting.members import MEMBERS_DIR, WEIGHTS_DIR, write_member  # noqa: E402
 

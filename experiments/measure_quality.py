@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from emotion.data.datamodule import FER2013DataModule
-    from emotion.data.ferplus import SHIPPED_VOTES, plurality_labels
+    from emotion.data.sources.ferplus import SHIPPED_VOTES, plurality_labels
     from emotion.inference import DEFAULT_MARGIN, FaceEmotionPredictor
     from emotion.inference.detection import MinFace
     from emotion.inference.trust import head_pose, sharpness

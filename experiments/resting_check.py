@@ -37,7 +37,7 @@ def resting_faces(limit: int = 12) -> list[np.ndarray]:
     from emotion.config import ASSETS_DIR
     from emotion.data.classes import CLASS_NAMES
     from emotion.data.datamodule import FER2013DataModule
-    from emotion.data.ferplus import SHIPPED_VOTES, plurality_labels
+    from emotion.data.sources.ferplus import SHIPPED_VOTES, plurality_labels
     from emotion.inference import FaceDetector
 
     dm = FER2013DataModule(str(ASSETS_DIR / "fer2013_sample"), cache_dir=None, num_workers=0,

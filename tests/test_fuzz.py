@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from emotion.data.classes import CLASS_NAMES, SPLITS, USAGE_TO_SPLIT
-from emotion.data.sources import RawFER, locate_source, read_csv, read_source
+from emotion.data.sources.fer2013 import RawFER, locate_source, read_csv, read_source
 from emotion.errors import EmotionError
 from emotion.inference.images import MAX_PIXELS, MAX_SIDE, load_image
 from emotion.predict import main

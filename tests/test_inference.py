@@ -415,7 +415,7 @@ def test_bundled_model_recorded_test_accuracy(tmp_path, name):
 def test_one_image_path_for_the_dataset_reader_and_the_predictor(tmp_path):
     """The same RGBA/LA/P/I;16/EXIF-rotated files become identical 48×48 faces through the dataset
     reader (training, evaluation of a folder) and through the predictor (#21: they disagreed on alpha)."""
-    from emotion.data.sources import _decode
+    from emotion.data.sources.fer2013 import _decode
 
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (64, 64), np.uint8)

@@ -256,7 +256,7 @@ def test_page_in_headless_chromium_shows_the_six_faces(server):
 
 
 def test_batcher_classifies_concurrent_submissions_in_one_batch_with_the_same_answers():
-    from emotion.data.sources import _decode
+    from emotion.data.sources.fer2013 import _decode
     from emotion.service import FaceBatcher
 
     predictor = FaceEmotionPredictor.from_checkpoint(bf16=False)  # fp32: batch-independent to 1e-5

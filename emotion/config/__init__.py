@@ -46,7 +46,7 @@ def _results(name: str) -> str:
 
 
 def _default_cache_dir() -> str:
-    from emotion.data.cache import default_cache_dir
+    from emotion.data.sources.cache import default_cache_dir
 
     return default_cache_dir()
 

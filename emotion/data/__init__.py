@@ -1,4 +1,5 @@
-"""FER2013 data: readers, cache, preprocessing and the LightningDataModule (no model code here).
+"""FER2013 data: where faces come from (`sources/`: readers, FER+ votes, cache), preprocessing, and the
+LightningDataModule (no model code here).
 
 The datamodule (and with it Lightning) is imported only when asked for, so that inference, which
 needs the class names and the preprocessing alone, does not pull in Lightning.

@@ -14,13 +14,13 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-import emotion.data.ferplus as fp
-from emotion.data.cache import load_or_build
+import emotion.data.sources.ferplus as fp
+from emotion.data.sources.cache import load_or_build
 from emotion.data.classes import CLASS_NAMES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler
 from emotion.data.soft_labels import load_soft_labels
-from emotion.data.sources import RawFER, locate_source
+from emotion.data.sources.fer2013 import RawFER, locate_source
 from emotion.data.workers import worker_init
 from emotion.errors import EmotionError
 
@@ -96,7 +96,7 @@ class FER2013DataModule(pl.LightningDataModule):
         soft_labels: a teacher's probabilities for the training faces (a file from
             ``experiments/make_soft_labels.py``), for a distilled student (``model.distill``); or
             ``ferplus``: the FER+ crowd votes over the 7 classes, the FER2013 label where a face has none
-            (:func:`emotion.data.ferplus.fer2013_soft_labels`).
+            (:func:`emotion.data.sources.ferplus.fer2013_soft_labels`).
         ferplus: FER+'s ``fer2013new.csv`` (or its folder), read when FER+ votes are asked for; the
             configs default to the copy shipped in ``emotion/assets/ferplus/``.
     """
@@ -165,7 +165,7 @@ class FER2013DataModule(pl.LightningDataModule):
                      has.sum(), len(has))
 
     def votes(self, split: str) -> np.ndarray:
-        """The FER+ votes of ``split``'s faces (:data:`emotion.data.ferplus.VOTE_COLUMNS`; zeros: none)."""
+        """The FER+ votes of ``split``'s faces (:data:`emotion.data.sources.ferplus.VOTE_COLUMNS`; zeros: none)."""
         if not self.ferplus:
             raise EmotionError(f"FER+ votes need data.ferplus. {fp.FERPLUS_HELP}")
         names, positions, total = self._where[split]

@@ -81,7 +81,7 @@ def load_classifier(path: str | os.PathLike | None = None, runtime: str = "torch
 
 
 def _cached_onnx(source: Path, model: nn.Module) -> Path:
-    from emotion.data.cache import default_cache_dir
+    from emotion.data.sources.cache import default_cache_dir
 
     weights = source / WEIGHTS_FILE if source.is_dir() else source
     digest = hashlib.sha1()

@@ -1,6 +1,6 @@
 """How a model's answers agree with what people say: FER2013 models scored against the FER+ crowd.
 
-FER2013's labels are one annotator's; FER+ asked ten (:mod:`emotion.data.ferplus`). A model that
+FER2013's labels are one annotator's; FER+ asked ten (:mod:`emotion.data.sources.ferplus`). A model that
 answers "what would people say this face shows?" is judged against their plurality, over the 7
 FER2013 classes, on the faces where that plurality is one of them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from emotion.data.classes import CLASS_NAMES
-from emotion.data.ferplus import plurality_labels
+from emotion.data.sources.ferplus import plurality_labels
 
 __all__ = ["crowd_agreement", "SAD", "NEUTRAL"]
 

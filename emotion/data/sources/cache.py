@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from emotion.data.sources import RawFER, read_source, source_fingerprint
+from emotion.data.sources.fer2013 import RawFER, read_source, source_fingerprint
 from emotion.io import atomic_path
 
 __all__ = ["cache_path", "default_cache_dir", "load_or_build"]
@@ -42,9 +42,9 @@ def load_or_build(source: Path, cache_dir: str | os.PathLike | None,
     """Return the decoded dataset, from the cache when it matches the source.
 
     Args:
-        source: a CSV file or image-folder root (see :func:`emotion.data.sources.locate_source`).
+        source: a CSV file or image-folder root (see :func:`emotion.data.sources.fer2013.locate_source`).
         cache_dir: where the cache lives; ``None`` disables caching.
-        label_map: folder names → FER2013 classes (see :func:`emotion.data.sources.read_folder`).
+        label_map: folder names → FER2013 classes (see :func:`emotion.data.sources.fer2013.read_folder`).
     """
     if cache_dir is None:
         return read_source(source, label_map)
