@@ -35,8 +35,8 @@ import numpy as np
 import torch  # noqa: I001
 
 from emotion.data import FER2013DataModule
-from emotion.data.sources.cache import default_cache_dir
 from emotion.data.classes import CLASS_NAMES
+from emotion.data.sources.cache import default_cache_dir
 from emotion.device import device_name
 from emotion.inference import FaceEmotionPredictor, load_image
 from emotion.io import write_results

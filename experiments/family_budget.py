@@ -5,8 +5,9 @@ same CPU budget (30 minutes each, #31 item 4), so the table says which family to
     python experiments/family_budget.py table
 
 ``train`` runs each family of :data:`FAMILIES` in turn (``python -m emotion.train``, one run owning the
-machine), with its epochs sized from its per-epoch wall time here to about 30 CPU minutes, and copies each run's record (metrics.json,
-config, overrides, confusion matrix) to ``experiments/results/cpu_runs/family30_<name>/``. Each run
+machine), with its epochs sized from its per-epoch wall time here to about 30 CPU minutes, and
+copies each run's record (metrics.json, config, overrides, confusion matrix) to
+``experiments/results/cpu_runs/family30_<name>/``. Each run
 selects its checkpoint and test-time augmentation on PublicTest and reads PrivateTest once, at its
 end. ``table`` reads those records and writes ``experiments/results/family_budget.{md,json}``.
 """

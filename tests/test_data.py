@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from emotion.data import CLASS_NAMES, FER2013DataModule, to_fer_face, to_model_input
-from emotion.data.sources.cache import cache_path, load_or_build
 from emotion.data.datamodule import stratified_split
+from emotion.data.sources.cache import cache_path, load_or_build
 from emotion.data.sources.fer2013 import locate_source, read_source
 from emotion.errors import EmotionError
 from tests.helpers import SAMPLE_ROOT, write_ck_style

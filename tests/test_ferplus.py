@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from emotion.config.rules import TRAIN_RULES, ConfigError, check_config
-from emotion.data.sources import ferplus as fp
 from emotion.data.datamodule import FER2013DataModule, FERPlusDataModule
+from emotion.data.sources import ferplus as fp
 from emotion.errors import EmotionError
 from emotion.reporting.agreement import crowd_agreement
 from tests.helpers import (

@@ -15,11 +15,11 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 import emotion.data.sources.ferplus as fp
-from emotion.data.sources.cache import load_or_build
 from emotion.data.classes import CLASS_NAMES, SPLITS
 from emotion.data.preprocess import FER_SIZE, to_model_input
 from emotion.data.sampler import EpochSampler
 from emotion.data.soft_labels import load_soft_labels
+from emotion.data.sources.cache import load_or_build
 from emotion.data.sources.fer2013 import RawFER, locate_source
 from emotion.data.workers import worker_init
 from emotion.errors import EmotionError

@@ -5,8 +5,14 @@
 """
 
 from emotion.data.sources.cache import default_cache_dir, load_or_build
-from emotion.data.sources.fer2013 import (MISSING_DATA_HELP, RawFER, is_test_set_folder, locate_source,
-                                          read_source, source_fingerprint)
+from emotion.data.sources.fer2013 import (
+    MISSING_DATA_HELP,
+    RawFER,
+    is_test_set_folder,
+    locate_source,
+    read_source,
+    source_fingerprint,
+)
 
 __all__ = ["RawFER", "locate_source", "read_source", "source_fingerprint", "is_test_set_folder",
            "MISSING_DATA_HELP", "load_or_build", "default_cache_dir"]
