@@ -117,6 +117,19 @@ def _read_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
     return meta["hparams"], state, meta
 
 
+def model_meta(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What an exported model recorded (its ``model.json``: metrics, ``protocol``, command), read without
+    its weights; ``{}`` for a checkpoint, as :func:`load_model`'s ``meta``."""
+    path = model_source(path)
+    if not path.is_dir():
+        return {}
+    try:
+        return json.loads((path / META_FILE).read_text())
+    except (json.JSONDecodeError, OSError) as e:
+        raise EmotionError(f"exported model '{path}' has no readable {META_FILE} ({str(e)[:200]}); "
+                           "re-export it.") from None
+
+
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> TrainedModel:
     """Load a trained model in eval mode, on the best device: :func:`~emotion.models.create_model`
     plus the weights, no Lightning.

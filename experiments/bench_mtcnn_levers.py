@@ -65,7 +65,7 @@ def runners(mtcnn: M.MTCNN, name: str, inputs: list[torch.Tensor], tmp: Path):
     net = getattr(mtcnn, name)
     if name == "pnet":
         def fp32():
-            return [torch.cat([o.flatten(1) for o in (*mtcnn._pnet(x),)], 1) for x in inputs]
+            return [torch.cat([o.flatten(1) for o in mtcnn._pnet(x)], 1) for x in inputs]
     else:
         def fp32():
             return [torch.cat([o.flatten(1) for o in M._batched(net, x)], 1) for x in inputs]

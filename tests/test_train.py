@@ -114,6 +114,9 @@ def test_export_round_trip(tiny_checkpoint, tmp_path):
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
     assert b.meta["note"] == "test"
+    from emotion.checkpoint import model_meta  # what a resumed init_from run reads: the meta alone
+
+    assert model_meta(tmp_path / "exported") == b.meta and model_meta(tiny_checkpoint) == {}
 
 
 def test_init_from_copies_what_fits_and_starts_a_new_head_fresh(tiny_checkpoint, tmp_path):

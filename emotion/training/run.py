@@ -21,7 +21,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from emotion import config  # noqa: F401  (registers the config resolvers)
-from emotion.checkpoint import init_weights, load_model, read_checkpoint
+from emotion.checkpoint import init_weights, model_meta, read_checkpoint
 from emotion.config.rules import TRAIN_RULES, check_config
 from emotion.device import choose_precision, device_name
 from emotion.errors import EmotionError, TrainingInterrupted
@@ -119,7 +119,7 @@ def build(cfg: DictConfig, ckpt_path: str | None, command: str = "python -m emot
     protocol = getattr(dm, "protocol", None)
     if cfg.get("init_from"):
         if ckpt_path:  # a resumed run has its own weights already: only what taught them is read
-            meta = load_model(cfg.init_from, device="cpu").meta
+            meta = model_meta(cfg.init_from)
         else:
             copied, fresh, meta = init_weights(model.model, cfg.init_from)
             log.info("init_from=%s: %d tensors copied; fresh: %s", cfg.init_from, len(copied),
