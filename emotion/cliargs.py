@@ -51,15 +51,19 @@ def fraction(s: str) -> float:
 
 
 def video_arguments(ap: argparse.ArgumentParser) -> None:
-    """``--every``, ``--detect-every``, ``--refine-tracks``, ``--smooth``, ``--live``: a
+    """``--every``, ``--detect-every``, ``--no-adaptive``, ``--refine-tracks``, ``--smooth``, ``--live``: a
     :class:`~emotion.inference.video.VideoOptions`."""
     from emotion.inference.video import DETECT_EVERY
 
     g = ap.add_argument_group("videos")
     g.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every N-th video frame")
     g.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
-                   help="videos: detect faces on every K-th analysed frame; the face tracks carry them between "
-                        "(default: %(default)s)")
+                   help="videos: detect faces at least on every K-th analysed frame; the face tracks carry them "
+                        "between, and the frames between are searched too whenever the tracks are unsettled (a "
+                        "face come or gone, at the edge, or close to another; see --no-adaptive) "
+                        "(default: %(default)s; 1: every frame)")
+    g.add_argument("--no-adaptive", dest="adaptive", action="store_false",
+                   help="videos: detect on exactly every K-th frame, and classify the carried faces between")
     g.add_argument("--refine-tracks", action="store_true",
                    help="videos, with --detect-every K > 1: between detections, find each tracked face again near "
                         "where its track expects it (MTCNN's last stage alone), rather than only carry its box")

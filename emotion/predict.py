@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
     session = PredictSession(
         _predictor(args), args.out, annotate=not args.no_annotate, annotate_video=args.annotate_video,
         video=VideoOptions(every=args.every, detect_every=args.detect_every, smooth_s=args.smooth,
-                           realtime=True if args.live else None, refine=args.refine_tracks), show=args.show,
+                           realtime=True if args.live else None, refine=args.refine_tracks,
+                           adaptive=args.adaptive), show=args.show,
         say=lambda text, err: tqdm.write(text, file=sys.stderr if err else sys.stdout),
         progress=lambda total, desc: tqdm(total=total, desc=desc, unit="frame", leave=False, disable=None),
         explain=args.explain)

@@ -216,7 +216,8 @@ def score(scene: Scene, results: list) -> dict:
             "false_positives": false_pos}
 
 
-def run(scene_list: list[Scene], folder: Path, detect_every: int, predictor=None, refine: bool = False) -> list[dict]:
+def run(scene_list: list[Scene], folder: Path, detect_every: int, predictor=None, refine: bool = False,
+        adaptive: bool = False) -> list[dict]:
     from emotion.inference import FaceEmotionPredictor
     from emotion.inference.video import iter_video_results
 
@@ -227,9 +228,10 @@ def run(scene_list: list[Scene], folder: Path, detect_every: int, predictor=None
         if not path.exists():
             write_video(scene, path)
         start = time.perf_counter()
-        results = [f.result for f in iter_video_results(predictor, path, detect_every=detect_every, refine=refine)]
+        results = [f.result for f in iter_video_results(predictor, path, detect_every=detect_every, refine=refine,
+                                                        adaptive=adaptive)]
         seconds = time.perf_counter() - start
-        rows.append({**score(scene, results), "detect_every": detect_every, "refine": refine,
+        rows.append({**score(scene, results), "detect_every": detect_every, "refine": refine, "adaptive": adaptive,
                      "fps": round(len(results) / seconds, 1)})
     return rows
 
@@ -238,11 +240,13 @@ def to_markdown(rows: list[dict]) -> str:
     lines = ["Labelled tracking check (`experiments/tracking_check.py`): sample faces moving over textured "
              "backgrounds, 640×360 at 25 fps, through the real pipeline (decode, MTCNN, ByteTrack, classifier).",
              "Refined: between detections, each carried face found again by MTCNN's last stage "
-             "(`--refine-tracks`).",
+             "(`--refine-tracks`). Adaptive: a detection at least every K-th frame, and between whenever the tracks "
+             "are unsettled (`VideoOptions.adaptive`, the video default).",
              "", "| scene | detect every | frames | faces | recall | ID switches | crossings | fragments | "
              "tracks per identity | false positives | frames/s |", "|---|" + "---:|" * 10]
     for r in rows:
-        every = f"{r['detect_every']}" + (", refined" if r.get("refine") else "")
+        every = f"{r['detect_every']}" + (", refined" if r.get("refine") else "") + (", adaptive" if r.get("adaptive")
+                                                                                   else "")
         lines.append(f"| {r['scene']} | {every} | {r['frames']} | {r['faces']} | {r['recall']:.1%} | "
                      f"{r['id_switches']} | {r['crossings']} | {r['fragments']} | {r['tracks_per_identity']} | "
                      f"{r['false_positives']} | {r['fps']} |")
@@ -263,6 +267,7 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--refine", action="store_true", help="also each detect-every > 1 with refined carries")
+    ap.add_argument("--adaptive", action="store_true", help="also each detect-every > 1 with the adaptive schedule")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -273,6 +278,8 @@ def main() -> None:
             rows += run(scene_list, Path(tmp), k)
             if args.refine and k > 1:
                 rows += run(scene_list, Path(tmp), k, refine=True)
+            if args.adaptive and k > 1:
+                rows += run(scene_list, Path(tmp), k, adaptive=True)
     md = to_markdown(rows)
     print(md)
     data = {"device": device_name("cpu"), "threads": args.threads, "rows": rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 
 from emotion.config import ASSETS_DIR
 from emotion.inference import MTCNN_MIN_FACE, FaceDetector
-from emotion.inference.detection.mtcnn import MTCNN, area_resample, integral_image
+from emotion.inference.detection.mtcnn import MTCNN, area_resample, area_resize, integral_image
 from experiments.detection_check import CANVAS_SIZES, Before, check, load_faces, make_canvas
 from tests.helpers import SAMPLE_PHOTO
 
@@ -50,6 +51,9 @@ def test_area_resample_is_interpolate_area(size):
         assert (got[k] - want).abs().max() < 1e-3
     one = area_resample(sat, y0[:1], y1[:1], x0[:1], x1[:1], *size)  # the single-window (pyramid) path
     assert (one[0] - F.interpolate(image, size=size, mode="area")[0]).abs().max() < 1e-3
+    level = area_resize(sat, *size)  # the pyramid's own path: the same values, to the bit
+    assert level.shape == (1, 3, *size) and level.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(level, one)
 
 
 def same_detections(ours, boxes, scores, points) -> None:
@@ -166,3 +170,20 @@ def test_refine_finds_a_moved_face_again_and_nothing_where_there_is_none():
     empty = mtcnn.refine(grey, np.array([[100.0, 80.0, 160.0, 140.0]]))
     assert empty.scores.tolist() == [0.0] and empty.boxes.tolist() == [[100.0, 80.0, 160.0, 140.0]]
     assert len(mtcnn.refine(rgb, np.zeros((0, 4)))) == 0
+
+
+def test_the_allocator_keeps_freed_memory_where_glibc_runs_it():
+    """A detector tells glibc to keep freed blocks (emotion.inference.native.keep_freed_memory); the
+    opt-out leaves it as it is. Run in a fresh interpreter: the setting is once per process."""
+    import platform
+    import subprocess
+    import sys
+
+    code = ("from emotion.inference.native import keep_freed_memory as k; "
+            "from emotion.inference.detection import FaceDetector; FaceDetector(); print(k())")
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(glibc)
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "EMOTION_KEEP_FREED_MEMORY": "0"})
+    assert off.stdout.strip() == "False"

@@ -286,13 +286,16 @@ async def predict(request: Request, opts: Annotated[dict[str, Any], Depends(pred
 
 
 #: The query options of ``POST /predict/video``.
-VIDEO_OPTIONS = ("every", "detect_every", "refine_tracks", "smooth")
+VIDEO_OPTIONS = ("every", "detect_every", "adaptive", "refine_tracks", "smooth")
 
 
 def video_options(
     request: Request,
     every: int = Query(1, ge=1, le=1000, description="analyse every N-th frame"),
-    detect_every: int = Query(DETECT_EVERY, ge=1, le=1000, description="detect faces on every K-th analysed frame"),
+    detect_every: int = Query(DETECT_EVERY, ge=1, le=1000,
+                              description="detect faces at least on every K-th analysed frame"),
+    adaptive: bool = Query(True, description="detect between the K-th frames too whenever the tracks are unsettled; "
+                                             "false: exactly every K-th"),
     refine_tracks: bool = Query(False, description="between detections, find each tracked face again near "
                                                     "where its track expects it"),
     smooth: float = Query(0.5, ge=0, lt=3600, description="time constant of each track's smoothing, s (0: raw)"),
@@ -300,7 +303,8 @@ def video_options(
     unknown = sorted(set(request.query_params) - set(VIDEO_OPTIONS))
     if unknown:
         raise Refused(400, f"unknown query option {unknown[0]!r}; use {', '.join(VIDEO_OPTIONS)}.")
-    return VideoOptions(every=every, detect_every=detect_every, smooth_s=smooth, refine=refine_tracks)
+    return VideoOptions(every=every, detect_every=detect_every, smooth_s=smooth, refine=refine_tracks,
+                        adaptive=adaptive)
 
 
 @router.post("/predict/video", status_code=202, summary="Queue a video; answers its job id at once",

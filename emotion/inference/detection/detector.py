@@ -79,6 +79,7 @@ class FaceDetector:
         # Imported here, not at the top, so that importing emotion.inference does not import torchvision
         # (MTCNN's NMS) for code that never detects; there is no import cycle (Detections has its own module).
         from emotion.inference.detection.mtcnn import MTCNN
+        from emotion.inference.native import keep_freed_memory
 
         self.device = torch.device(device)
         self.min_face = min_face if isinstance(min_face, MinFace) else MinFace(None if min_face is None
@@ -86,6 +87,7 @@ class FaceDetector:
         self.min_score = float(min_score)
         self.max_side = int(max_side)
         self.mtcnn = MTCNN(self.device)
+        keep_freed_memory()  # every image's megabytes of temporaries reuse pages already faulted in
 
     def min_face_for(self, size: tuple[int, int], min_face: MinFace | None = None) -> float:
         """The smallest face (px) searched for in an image of ``size`` (w, h), by ``min_face``

@@ -1,8 +1,8 @@
 """Video as an input: files, webcams and streams in (OpenCV), face tracks and emotion over time out.
 
-One pass over the frames: a background thread decodes; the main thread detects faces (every
-``detect_every``-th analysed frame, on a downscaled copy), tracks them (:mod:`~emotion.inference.video.tracker`),
-classifies every tracked face of every frame, and smooths each track's probabilities
+One pass over the frames: a background thread decodes; the main thread detects faces (on a downscaled copy:
+at least every ``detect_every``-th analysed frame, and between whenever the tracks are unsettled), tracks
+them (:mod:`~emotion.inference.video.tracker`), classifies the tracked faces, and smooths each track's probabilities
 (:mod:`~emotion.inference.video.summaries`). A live source (a webcam, a stream, or a file played at its own
 frame rate) never lags: when analysis falls behind, the frames it missed are dropped and counted.
 """
@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from emotion.errors import EmotionError
+from emotion.inference.detection.detections import Detections
 from emotion.inference.results import ImageResult
 from emotion.inference.video.result import VideoResult
 from emotion.inference.video.source import VideoInfo, _Reader, open_video
@@ -29,8 +30,12 @@ __all__ = ["VideoOptions", "VideoFrame", "iter_video_results", "analyze_video", 
 #: Video frames are searched for faces on a copy at most this large (longest side). The smallest
 #: face searched for in a 1080p frame is 40-56 px (``min_face_for``), still 20-28 px on the copy.
 VIDEO_DETECT_MAX_SIDE = 960
-#: Detect faces on every this many analysed frames by default; the tracks carry them between.
-DETECT_EVERY = 1
+#: Detect faces at least on every this many analysed frames by default; the tracks carry them between
+#: when they are settled (``VideoOptions.adaptive``). Measured (experiments/results/bench_video.md and
+#: tracking_check.md, AMD EPYC, 2 cores): on the street clip, K = 2 adaptive keeps recall within 0.4
+#: points of detecting every frame with no ID switch, and the tracking check's seven scenes score the
+#: same as every frame; K = 3 adaptive lost 5-9 ID switches on the street clip.
+DETECT_EVERY = 2
 
 
 @dataclass(frozen=True)
@@ -40,14 +45,19 @@ class VideoOptions:
 
     Attributes:
         every: analyse every ``every``-th frame (the others are not decoded).
-        detect_every: run the detector on every ``detect_every``-th analysed frame; between, the tracks'
-            boxes are carried (:meth:`FaceTracker.carry`) and their faces still classified.
+        detect_every: run the detector at least on every ``detect_every``-th analysed frame; between, the
+            tracks' boxes are carried (:meth:`FaceTracker.carry`).
         smooth_s: the smoothing time constant in seconds (0: the raw series).
         realtime: drop frames rather than lag (``None``: for webcams and streams).
         max_side: detect on a copy downscaled to this longest side.
         refine: between full detections, find each tracked face again near where its track expects it
             (:meth:`FaceDetector.refine`: MTCNN's last stage alone) and track those as this frame's
             detections, rather than carry the boxes; ``detected`` is then true for them too.
+        adaptive: detect between the ``detect_every``-th frames too, whenever the tracks are unsettled
+            (:meth:`FaceTracker.unsettled`: no face tracked, a face come or gone or missed at the last
+            detection, a face near the frame's edge, two faces close); a carried face of a confirmed
+            track keeps its last crop and probabilities (``detected`` false). ``False``: detect on exactly
+            every ``detect_every``-th frame and classify every carried face.
     """
 
     every: int = 1
@@ -56,11 +66,12 @@ class VideoOptions:
     realtime: bool | None = None
     max_side: int = VIDEO_DETECT_MAX_SIDE
     refine: bool = False
+    adaptive: bool = True
 
     def settings(self) -> dict[str, Any]:
         """What ``predictions.json`` records of them."""
         return {"every": self.every, "detect_every": self.detect_every, "smooth_s": self.smooth_s,
-                "refine": self.refine}
+                "refine": self.refine, "adaptive": self.adaptive}
 
 
 @dataclass
@@ -112,18 +123,22 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
     # Refined, every frame has detections (full, or the tracks' faces found again): the tracker runs at
     # the frame rate.
     rate = info.fps / max(1, every)
-    tracker = FaceTracker(rate, detect_every=1 if o.refine else detect_every)
+    tracker = FaceTracker(rate, detect_every=1 if o.refine or o.adaptive else detect_every)
     smoother = EmaSmoother(o.smooth_s)
     reader = _Reader(cap, info, every, realtime)
     reader.start()
     stats = {} if stats is None else stats
     n = 0
+    last_detect = -max(1, detect_every)
+    known: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # each track's last crop and probabilities
     label = str(source)
     try:
         for index, bgr in reader:
             time_s = index / info.fps
             h, w = bgr.shape[:2]
-            if n % max(1, detect_every) == 0:
+            gap = n - last_detect
+            if gap >= max(1, detect_every) or (o.adaptive and tracker.unsettled(index, (w, h))):
+                last_detect = n
                 small, scale = _small_rgb(bgr, max_side)
                 det, tracks, detected = tracker.update(index, predictor.detector.detect_scaled(small, scale, (w, h)))
             elif o.refine:
@@ -132,9 +147,28 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
                 det, tracks, detected = tracker.update(index, found)
             else:
                 det, tracks, detected = tracker.carry(index)
-            gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            crops = predictor.faces(gray, det)
-            probs = predictor.classify(crops)
+                if o.adaptive:
+                    tracker.tick()
+            # Adaptive, a carried face of a confirmed track keeps its last crop and probabilities: its box is
+            # only a guess at this frame, and the next frame is searched again (the gap is at most detect_every).
+            fresh = np.flatnonzero([not (o.adaptive and not d and int(t) in known) for t, d in zip(tracks, detected)])
+            if len(fresh) == len(det):
+                gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+                crops = predictor.faces(gray, det)
+                probs = predictor.classify(crops)
+            else:
+                crops = np.zeros((len(det), *next(iter(known.values()))[0].shape), np.uint8)
+                probs = np.zeros((len(det), len(predictor.class_names)), np.float32)
+                for i, t in enumerate(tracks):
+                    if int(t) in known:
+                        crops[i], probs[i] = known[int(t)]
+                if len(fresh):
+                    gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+                    sub = Detections(det.boxes[fresh], det.scores[fresh],
+                                     None if det.landmarks is None else det.landmarks[fresh])
+                    crops[fresh] = predictor.faces(gray, sub)
+                    probs[fresh] = predictor.classify(crops[fresh])
+            known = {int(t): (crops[i], probs[i]) for i, t in enumerate(tracks) if t != NO_TRACK}
             per_face = []
             for i in range(len(det)):
                 track = int(tracks[i])

@@ -68,6 +68,8 @@ class FaceTracker:
         # The faces of the last detection, with their tracks: those not yet confirmed are carried
         # too (as NO_TRACK), so that no face found by the detector is missing from the frames after.
         self._visible: list[tuple[int, _Seen]] = []
+        self._confirmed: set[int] = set()  # the tracks the last detection found
+        self._changed = True  # whether the last detection saw the scene change (see :meth:`unsettled`)
 
     def update(self, frame: int, detections: Detections) -> tuple[Detections, np.ndarray, np.ndarray]:
         """Track the detections of ``frame``. Returns the faces to report: the detections, then the
@@ -101,6 +103,9 @@ class FaceTracker:
         self._seen = {k: v for k, v in self._seen.items() if frame - v.frame <= self._forget_after}
         kept = [(t, s) for t, s in held if not len(detections) or _max_iou(_moved(s, frame), detections.boxes) < 0.3]
         self._visible += kept  # still carried between detections, until the hold runs out
+        confirmed = {int(t) for t in ids if t != NO_TRACK}
+        self._changed = bool(kept) or confirmed != self._confirmed or len(confirmed) < len(ids)
+        self._confirmed = confirmed
         if not kept:
             return detections, ids, np.ones(len(ids), dtype=bool)
         carried, carried_ids = self._boxes(kept, frame)
@@ -110,11 +115,47 @@ class FaceTracker:
                           else np.concatenate([detections.landmarks, carried.landmarks]))
         return both, np.concatenate([ids, carried_ids]), np.arange(len(both)) < len(ids)
 
+    def tick(self) -> None:
+        """A frame passes unsearched: ByteTrack's motion model steps on one frame (a tracker made with
+        ``detect_every=1`` whose detections come at irregular gaps, as ``VideoOptions.adaptive`` gives
+        them). Its tracks are lost for the frame and found again, with their ids, by the next detection."""
+        empty = self._sv.Detections.empty()
+        empty.data["index"] = np.zeros(0, dtype=np.int64)
+        self._tracker.update_with_detections(empty)
+
     def carry(self, frame: int) -> tuple[Detections, np.ndarray, np.ndarray]:
         """The faces of the last detection moved on to ``frame`` (a frame not searched), as
         :meth:`update` returns them (none of them detected in this frame)."""
         dets, ids = self._boxes(self._visible, frame)
         return dets, ids, np.zeros(len(ids), dtype=bool)
+
+    def unsettled(self, frame: int, size: tuple[int, int], edge: float = 0.5, gap: float = 0.5) -> str | None:
+        """Why ``frame`` should be searched in full rather than carried (``VideoOptions.adaptive``), or
+        ``None`` when carrying the tracks is safe:
+
+        * ``"no faces"``: nothing is tracked, so a face may appear anywhere;
+        * ``"changed"``: the last detection saw a face come or go, a face not yet confirmed, or one missed;
+        * ``"edge"``: a carried box is within ``edge`` of its side of the frame's border (a face leaving,
+          and where the next one enters);
+        * ``"close"``: two carried boxes are within ``gap`` of a side of each other (a crossing, where a
+          carried box may take the other face).
+        """
+        if not self._visible:
+            return "no faces"
+        if self._changed:
+            return "changed"
+        boxes = self._boxes(self._visible, frame)[0].boxes
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        w, h = size
+        m = side * edge
+        if ((boxes[:, 0] < m) | (boxes[:, 1] < m) | (boxes[:, 2] > w - m) | (boxes[:, 3] > h - m)).any():
+            return "edge"
+        g = (side * gap / 2)[:, None]
+        grown = np.concatenate([boxes[:, :2] - g, boxes[:, 2:] + g], 1)
+        for i in range(len(grown) - 1):
+            if _max_iou(grown[i], grown[i + 1:]) > 0:
+                return "close"
+        return None
 
     @staticmethod
     def found_again(carried: Detections, found: Detections) -> Detections:
