@@ -60,7 +60,7 @@ def video_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
                    help="videos: detect faces at least on every K-th analysed frame; the face tracks carry them "
                         "between, and the frames between are searched too whenever the tracks are unsettled (a "
-                        "face come or gone, at the edge, or close to another; see --no-adaptive) "
+                        "face come or gone, leaving the frame, or drawing close to another; see --no-adaptive) "
                         "(default: %(default)s; 1: every frame)")
     g.add_argument("--no-adaptive", dest="adaptive", action="store_false",
                    help="videos: detect on exactly every K-th frame, and classify the carried faces between")

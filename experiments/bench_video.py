@@ -18,7 +18,10 @@ buys shows:
 
 * ``detect every frame, full-size search``: the photo pipeline's 1600-px detection on every frame;
 * ``detect every frame``: the video default, detection on a 960-px copy (``VIDEO_DETECT_MAX_SIDE``);
-* ``detect every 2 / 3 / 4``: detection on every k-th frame, the tracks carried between;
+* ``default: detect every 2, adaptive``: the video default (``VideoOptions.adaptive``): a detection at
+  least every 2nd frame, and between whenever the tracks are unsettled; a carried face keeps its
+  track's last probabilities;
+* ``detect every 2 / 3 / 4``: detection on exactly every k-th frame, the tracks carried between;
 * ``…, refined``: the same, each carried face found again by MTCNN's last stage (``--refine-tracks``);
 * the same with ``--annotate-video`` (boxes, track ids and smoothed labels drawn with OpenCV and
   encoded in a background thread).
@@ -132,6 +135,7 @@ def main() -> None:
     from emotion.device import device_name
     from emotion.inference import FaceEmotionPredictor
     from emotion.inference.detection.detector import DETECT_MAX_SIDE
+    from emotion.inference.video import DETECT_EVERY
     from emotion.io import write_results
     from experiments.street_clip import as_results, in_view, make_street_clip
     from experiments.tracking_check import score
@@ -158,13 +162,15 @@ def main() -> None:
     settings: dict[str, dict] = {
         "detect every frame, full-size search": dict(detect_every=1, max_side=DETECT_MAX_SIDE),
         "detect every frame": dict(detect_every=1),
-        "detect every 2": dict(detect_every=2),
-        "detect every 3": dict(detect_every=3),
-        "detect every 4": dict(detect_every=4),
-        "detect every 3, refined": dict(detect_every=3, refine=True),
-        "detect every 4, refined": dict(detect_every=4, refine=True),
+        "default: detect every 2, adaptive": dict(detect_every=DETECT_EVERY, adaptive=True),
+        "detect every 2": dict(detect_every=2, adaptive=False),
+        "detect every 3": dict(detect_every=3, adaptive=False),
+        "detect every 4": dict(detect_every=4, adaptive=False),
+        "detect every 3, refined": dict(detect_every=3, refine=True, adaptive=False),
+        "detect every 4, refined": dict(detect_every=4, refine=True, adaptive=False),
         "detect every frame + annotated video": dict(detect_every=1, annotate_video=True),
-        "detect every 3 + annotated video": dict(detect_every=3, annotate_video=True),
+        "default: detect every 2, adaptive + annotated video": dict(detect_every=DETECT_EVERY, adaptive=True,
+                                                                    annotate_video=True),
     }
     described, decode = {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -105,12 +105,19 @@ def test_tracker_says_when_the_tracks_are_unsettled():
     assert t.unsettled(2, size) is None  # the same face, in the middle, alone: carry it
     for frame in (2, 3, 4):  # ByteTrack confirms a new face on its second detection: a change too
         t.update(frame, det([300, 150, 340, 190], [5, 150, 45, 190]))
-    assert t.unsettled(5, size) == "edge"
+    assert t.unsettled(5, size) is None  # near the border, but in view
+    t.update(5, det([300, 150, 340, 190], [-10, 150, 30, 190]))
+    t.update(6, det([300, 150, 340, 190], [-10, 150, 30, 190]))
+    assert t.unsettled(7, size) == "edge"  # a face half out of view
     t = FaceTracker(25.0)
-    for frame in (0, 1, 2):
-        t.update(frame, det([300, 150, 340, 190], [350, 150, 390, 190]))
-    assert t.unsettled(3, size) == "close"  # 10 px apart, a quarter of a side
-    t.update(3, det([300, 150, 340, 190]))
+    for frame in (0, 1, 2):  # side by side, 12 px apart, moving together (a panning camera)
+        t.update(frame, det([300 + 3 * frame, 150, 340 + 3 * frame, 190], [352 + 3 * frame, 150, 392 + 3 * frame, 190]))
+    assert t.unsettled(3, size) is None
+    t = FaceTracker(25.0)
+    for frame in (0, 1, 2):  # the same two, drawing together by 4 px a frame (a tenth of a side): a crossing
+        t.update(frame, det([296 + 2 * frame, 150, 336 + 2 * frame, 190], [360 - 2 * frame, 150, 400 - 2 * frame, 190]))
+    assert t.unsettled(3, size) == "close"
+    t.update(3, det([302, 150, 342, 190]))
     assert t.unsettled(4, size) == "changed"  # a face has gone (or was missed)
 
 

@@ -55,7 +55,7 @@ class VideoOptions:
             detections, rather than carry the boxes; ``detected`` is then true for them too.
         adaptive: detect between the ``detect_every``-th frames too, whenever the tracks are unsettled
             (:meth:`FaceTracker.unsettled`: no face tracked, a face come or gone or missed at the last
-            detection, a face near the frame's edge, two faces close); a carried face of a confirmed
+            detection, a face past the frame's border, two faces drawing close); a carried face of a confirmed
             track keeps its last crop and probabilities (``detected`` false). ``False``: detect on exactly
             every ``detect_every``-th frame and classify every carried face.
     """

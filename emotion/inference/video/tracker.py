@@ -129,32 +129,39 @@ class FaceTracker:
         dets, ids = self._boxes(self._visible, frame)
         return dets, ids, np.zeros(len(ids), dtype=bool)
 
-    def unsettled(self, frame: int, size: tuple[int, int], edge: float = 0.5, gap: float = 0.5) -> str | None:
+    def unsettled(self, frame: int, size: tuple[int, int], gap: float = 0.5, closing: float = 0.02) -> str | None:
         """Why ``frame`` should be searched in full rather than carried (``VideoOptions.adaptive``), or
         ``None`` when carrying the tracks is safe:
 
         * ``"no faces"``: nothing is tracked, so a face may appear anywhere;
         * ``"changed"``: the last detection saw a face come or go, a face not yet confirmed, or one missed;
-        * ``"edge"``: a carried box is within ``edge`` of its side of the frame's border (a face leaving,
-          and where the next one enters);
-        * ``"close"``: two carried boxes are within ``gap`` of a side of each other (a crossing, where a
-          carried box may take the other face).
+        * ``"edge"``: a carried box reaches past the frame's border (a face leaving, or half in view);
+        * ``"close"``: two carried boxes within ``gap`` of a side of each other, drawing together faster
+          than ``closing`` of a side per frame (a crossing, where a carried box may take the other
+          face; faces side by side that move together, as under a panning camera, are left carried).
         """
         if not self._visible:
             return "no faces"
         if self._changed:
             return "changed"
         boxes = self._boxes(self._visible, frame)[0].boxes
-        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         w, h = size
-        m = side * edge
-        if ((boxes[:, 0] < m) | (boxes[:, 1] < m) | (boxes[:, 2] > w - m) | (boxes[:, 3] > h - m)).any():
+        if ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > w) | (boxes[:, 3] > h)).any():
             return "edge"
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         g = (side * gap / 2)[:, None]
         grown = np.concatenate([boxes[:, :2] - g, boxes[:, 2:] + g], 1)
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        motion = np.stack([(s.velocity[:2] + s.velocity[2:]) / 2 for _, s in self._visible])  # centre, px/frame
         for i in range(len(grown) - 1):
-            if _max_iou(grown[i], grown[i + 1:]) > 0:
-                return "close"
+            for j in range(i + 1, len(grown)):
+                if _max_iou(grown[i], grown[j:j + 1]) == 0:
+                    continue
+                apart = centre[j] - centre[i]
+                # the rate at which the centres close in, px per frame, against the smaller face's side
+                rate = -float(apart @ (motion[j] - motion[i])) / max(float(np.linalg.norm(apart)), 1e-6)
+                if rate > closing * min(side[i], side[j]):
+                    return "close"
         return None
 
     @staticmethod
