@@ -37,10 +37,17 @@ def videos(tmp_path_factory) -> dict[str, tuple[tc.Scene, Path]]:
     return {s.name: (s, tc.write_video(s, folder / f"{s.name}.avi")) for s in tc.scenes(2.0) if s.name in wanted}
 
 
-def test_tracking_check_small(videos, predictor, tmp_path):
+@pytest.fixture(scope="module")
+def every_frame(videos, predictor, tmp_path_factory) -> dict[str, dict]:
+    """The tracking check's rows for these scenes, detecting every frame."""
+    return {r["scene"]: r for r in tc.run([s for s, _ in videos.values()], tmp_path_factory.mktemp("tc"), 1,
+                                          predictor)}
+
+
+def test_tracking_check_small(every_frame):
     """The default suite's tracking check: recall, at most one ID switch per crossing, one track per
     face through an occlusion, and a new track for a face back after longer than the tracker's memory."""
-    rows = {r["scene"]: r for r in tc.run([s for s, _ in videos.values()], tmp_path, 1, predictor)}
+    rows = every_frame
     for r in rows.values():
         assert r["recall"] >= 0.9, r
         assert r["false_positives"] <= 4, r  # a face that leaves is held for 0.12 s (3 frames)
@@ -63,7 +70,7 @@ def test_refined_tracks_keep_the_faces_between_detections(videos, predictor, tmp
     assert rows["occlusion"]["tracks_per_identity"] == 1.0 and rows["occlusion"]["id_switches"] == 0
 
 
-def test_adaptive_schedule_tracks_as_every_frame_does(videos, predictor, tmp_path):
+def test_adaptive_schedule_tracks_as_every_frame_does(videos, predictor, every_frame, tmp_path):
     """The video default (a detection at least every 2nd frame, and whenever the tracks are unsettled) scores
     as detecting every frame does on these scenes (the full tracking check and the street clip:
     experiments/results/tracking_check.md, bench_video.md), while some frames are carried; a carried face
@@ -72,7 +79,7 @@ def test_adaptive_schedule_tracks_as_every_frame_does(videos, predictor, tmp_pat
 
     assert DETECT_EVERY == 2 and VideoOptions().adaptive
     scenes = [s for s, _ in videos.values()]
-    every = {r["scene"]: r for r in tc.run(scenes, tmp_path, 1, predictor)}
+    every = every_frame
     adaptive = {r["scene"]: r for r in tc.run(scenes, tmp_path, DETECT_EVERY, predictor, adaptive=True)}
     for name, r in adaptive.items():
         # within 1 %, or one face of these short scenes (crossing: 93 of 94 against 94)
