@@ -88,6 +88,7 @@ def _ddp_args(data: Path, tmp_path: Path) -> list[str]:
             f"data.cache_dir={tmp_path / 'cache'}", f"paths.log_dir={tmp_path / 'logs'}", *QUIET]
 
 
+@pytest.mark.slow  # 14 s; tests/test_train.py::test_ddp_on_two_cpu_processes keeps two processes in the default suite
 def test_torchrun_two_processes_share_a_folder_and_count_each_face_once(tmp_path):
     data = _odd_sample(tmp_path / "data")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
@@ -129,6 +130,7 @@ def test_srun_tasks_are_joined_by_lightnings_slurm_environment(tmp_path):
     _check_two_process_run(run, data, tmp_path)
 
 
+@pytest.mark.slow  # 16 s of resumed training
 def test_a_requeued_slurm_job_goes_on_in_its_own_folder(tmp_path):
     run = tmp_path / "slurm_job"
     args = ["model=mini_xception", "trainer=cpu", "trainer.max_epochs=2", "trainer.limit_train_batches=2",

@@ -109,6 +109,7 @@ def test_optuna_study_persists_and_resumes_after_the_sweep_is_killed(tmp_path):
     assert OmegaConf.to_container(OmegaConf.load(sweep / "best_trial.yaml")) == best
 
 
+@pytest.mark.slow  # 13 s; the Optuna sweep keeps a Hydra multirun in the default suite
 def test_plain_multirun_writes_one_folder_per_job(tmp_path):
     sweep = tmp_path / "multirun"
     r = run_cli("emotion.train", "-m", "model=mini_xception", "model.lr=0.01,0.05", "logger=csv", *FAST,

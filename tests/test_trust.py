@@ -123,6 +123,7 @@ def test_cli_options_and_refusals(tmp_path, capsys):
 
 # -- explanations ---------------------------------------------------------------------------
 @needs_bundled
+@pytest.mark.slow  # 16 s; Grad-CAM and occlusion maps are checked in the default suite
 def test_deletion_check_the_maps_top_fifth_matters_more_than_a_random_fifth(predictor, sample_faces):
     """#34's check that can fail: masking the map's top 20 % of pixels (with the face's mean grey) lowers the
     predicted class's probability more, on average over the sample's faces, than masking a random 20 %."""
