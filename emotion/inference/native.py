@@ -75,9 +75,10 @@ def keep_freed_memory() -> bool:
     rather than return them to the kernel and fault them in again for the next image: MTCNN's and the
     classifier's temporaries are megabytes each, allocated and freed on every photo and frame.
 
-    Measured (AMD EPYC, 2 cores, 2 torch threads; ``experiments/bench_peers.py`` and
-    ``experiments/bench_video.py`` have the end-to-end figures): ``group_of_six.jpg`` end to end,
-    61 → 54 ms. The process then holds on to up to :data:`TRIM_THRESHOLD` of freed memory.
+    Measured together with MTCNN's one-axis pyramid resampling (AMD EPYC, 2 cores;
+    ``experiments/results/bench_serve_reruns/README.md``): the service's photo throughput 1.13× at one
+    client and 1.14-1.19× at 4 and 16, against the code before both. The process then holds on to up to
+    :data:`TRIM_THRESHOLD` of freed memory.
 
     Called once by :class:`~emotion.inference.detection.FaceDetector`; ``EMOTION_KEEP_FREED_MEMORY=0``
     leaves the allocator as it is. Returns whether the settings were applied (glibc only: elsewhere,

@@ -32,9 +32,9 @@ __all__ = ["VideoOptions", "VideoFrame", "iter_video_results", "analyze_video", 
 VIDEO_DETECT_MAX_SIDE = 960
 #: Detect faces at least on every this many analysed frames by default; the tracks carry them between
 #: when they are settled (``VideoOptions.adaptive``). Measured (experiments/results/bench_video.md and
-#: tracking_check.md, AMD EPYC, 2 cores): on the street clip, K = 2 adaptive keeps recall within 0.4
-#: points of detecting every frame with no ID switch, and the tracking check's seven scenes score the
-#: same as every frame; K = 3 adaptive lost 5-9 ID switches on the street clip.
+#: tracking_check.md, AMD EPYC, 2 cores): on the street clip, K = 2 adaptive keeps recall within 0.2
+#: points of detecting every frame (78.3 % against 78.5 %) with no ID switch, and the tracking check's
+#: seven scenes score as every frame does; K = 3 adaptive loses the moving scene 2.4 points (97.1 %).
 DETECT_EVERY = 2
 
 
