@@ -22,6 +22,11 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def take(self, index: np.ndarray) -> "Detections":
+        """The faces at ``index`` (an integer array), in its order."""
+        return Detections(self.boxes[index], self.scores[index],
+                          None if self.landmarks is None else self.landmarks[index])
+
     @staticmethod
     def empty() -> "Detections":
         return Detections(np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 5, 2)))

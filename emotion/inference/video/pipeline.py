@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from emotion.data.preprocess import FER_SIZE
 from emotion.errors import EmotionError
-from emotion.inference.detection.detections import Detections
 from emotion.inference.results import ImageResult
 from emotion.inference.video.result import VideoResult
 from emotion.inference.video.source import VideoInfo, _Reader, open_video
@@ -151,23 +151,16 @@ def iter_video_results(predictor, source: str | int | os.PathLike, options: Vide
                     tracker.tick()
             # Adaptive, a carried face of a confirmed track keeps its last crop and probabilities: its box is
             # only a guess at this frame, and the next frame is searched again (the gap is at most detect_every).
-            fresh = np.flatnonzero([not (o.adaptive and not d and int(t) in known) for t, d in zip(tracks, detected)])
-            if len(fresh) == len(det):
+            reused = np.asarray([o.adaptive and not d and int(t) in known for t, d in zip(tracks, detected)], bool)
+            crops = np.zeros((len(det), FER_SIZE, FER_SIZE), np.uint8)
+            probs = np.zeros((len(det), len(predictor.class_names)), np.float32)
+            for i in np.flatnonzero(reused):
+                crops[i], probs[i] = known[int(tracks[i])]
+            fresh = np.flatnonzero(~reused)
+            if len(fresh):
                 gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-                crops = predictor.faces(gray, det)
-                probs = predictor.classify(crops)
-            else:
-                crops = np.zeros((len(det), *next(iter(known.values()))[0].shape), np.uint8)
-                probs = np.zeros((len(det), len(predictor.class_names)), np.float32)
-                for i, t in enumerate(tracks):
-                    if int(t) in known:
-                        crops[i], probs[i] = known[int(t)]
-                if len(fresh):
-                    gray = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-                    sub = Detections(det.boxes[fresh], det.scores[fresh],
-                                     None if det.landmarks is None else det.landmarks[fresh])
-                    crops[fresh] = predictor.faces(gray, sub)
-                    probs[fresh] = predictor.classify(crops[fresh])
+                crops[fresh] = predictor.faces(gray, det.take(fresh))
+                probs[fresh] = predictor.classify(crops[fresh])
             known = {int(t): (crops[i], probs[i]) for i, t in enumerate(tracks) if t != NO_TRACK}
             per_face = []
             for i in range(len(det)):

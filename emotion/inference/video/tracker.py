@@ -76,14 +76,7 @@ class FaceTracker:
         tracks held through a recent miss (see ``hold_s``); their track ids (:data:`NO_TRACK` for a
         detection not yet confirmed); and which of them the detector found in this frame."""
         ids = np.full(len(detections), NO_TRACK, dtype=np.int64)
-        if len(detections):
-            found = self._sv.Detections(xyxy=detections.boxes.astype(np.float32),
-                                        confidence=detections.scores.astype(np.float32),
-                                        data={"index": np.arange(len(detections))})
-        else:
-            found = self._sv.Detections.empty()
-            found.data["index"] = np.zeros(0, dtype=np.int64)
-        tracked = self._tracker.update_with_detections(found)
+        tracked = self._tracker.update_with_detections(self._as_sv(detections))
         for index, track in zip(tracked.data.get("index", []), tracked.tracker_id):
             ids[int(index)] = int(track)
         held = [(t, s) for t, s in self._visible
@@ -119,9 +112,17 @@ class FaceTracker:
         """A frame passes unsearched: ByteTrack's motion model steps on one frame (a tracker made with
         ``detect_every=1`` whose detections come at irregular gaps, as ``VideoOptions.adaptive`` gives
         them). Its tracks are lost for the frame and found again, with their ids, by the next detection."""
-        empty = self._sv.Detections.empty()
-        empty.data["index"] = np.zeros(0, dtype=np.int64)
-        self._tracker.update_with_detections(empty)
+        self._tracker.update_with_detections(self._as_sv(Detections.empty()))
+
+    def _as_sv(self, detections: Detections):
+        """``detections`` as supervision's type, each with its index (ByteTrack's output keeps it)."""
+        if not len(detections):
+            found = self._sv.Detections.empty()
+            found.data["index"] = np.zeros(0, dtype=np.int64)
+            return found
+        return self._sv.Detections(xyxy=detections.boxes.astype(np.float32),
+                                   confidence=detections.scores.astype(np.float32),
+                                   data={"index": np.arange(len(detections))})
 
     def carry(self, frame: int) -> tuple[Detections, np.ndarray, np.ndarray]:
         """The faces of the last detection moved on to ``frame`` (a frame not searched), as
@@ -184,9 +185,7 @@ class FaceTracker:
             if (found.scores[k] > 0 and alone and 1 / 1.4 <= ratio <= 1.4 and _max_iou(box, was[None]) >= 0.3
                     and (not taken or _max_iou(box, found.boxes[taken]) < 0.5)):
                 taken.append(int(k))
-        keep = np.asarray(sorted(taken), dtype=np.int64)
-        return Detections(found.boxes[keep], found.scores[keep],
-                          None if found.landmarks is None else found.landmarks[keep])
+        return found.take(np.asarray(sorted(taken), dtype=np.int64))
 
     @staticmethod
     def _boxes(faces: list[tuple[int, _Seen]], frame: int) -> tuple[Detections, np.ndarray]:
