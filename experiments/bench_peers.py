@@ -13,6 +13,11 @@ median ms from the path to the per-face probabilities, and the faces each found.
   (faces from 1/12 of the photo's shorter side, at most 56 px), and again with ``min_face=20``,
   MTCNN's whole pyramid as facenet and `fer` search it.
 
+Start-up: one photo end to end in a fresh process, as a user's first run is: ``python -m emotion.predict
+PHOTO``, and a fresh ``python -c`` of `fer`'s README lines on it (facenet_pytorch imported first, as
+here), beside ``python -c "import torch"`` (the floor both stand on); taking turns, median of
+``--startup-repeats`` rounds after a warm-up each.
+
 PrivateTest: each package's shipped classifier on the 3,589 faces. `fer` gets the whole 48×48
 image as the face box with ``offsets=(0, 0)`` (its default 10-px context would shrink the face
 inside the crop); ours classifies the same uint8 faces through the predictor, as it does crops.
@@ -76,6 +81,38 @@ def bench_photos(fer, ours: FaceEmotionPredictor, whole: FaceEmotionPredictor, p
     return rows
 
 
+def bench_startup(photo: Path, repeats: int) -> list[dict]:
+    """Fresh processes, taking turns: ``import torch``, our CLI on ``photo``, `fer`'s README lines on it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix="peers-startup-")
+    py = sys.executable
+    # facenet_pytorch first, as above (the README's order segfaults here); `from fer import FER` fails in 25.10.3.
+    fer_lines = (f"import facenet_pytorch, sys; from fer.fer import FER; "
+                 f"sys.exit(0 if FER(mtcnn=True).detect_emotions({str(photo)!r}) else 1)")
+    commands = {"python -c 'import torch'": [py, "-c", "import torch"],
+                f"ours: python -m emotion.predict {photo.name}": [py, "-m", "emotion.predict", str(photo),
+                                                                  "--out", out, "-q"],
+                f"`fer`: FER(mtcnn=True).detect_emotions({photo.name!r})": [py, "-c", fer_lines]}
+
+    def wall(cmd: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+    for cmd in commands.values():
+        wall(cmd)  # warm-up: the OS file cache
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(repeats):
+        for k, cmd in commands.items():
+            times[k].append(wall(cmd))
+    base = statistics.median(times["python -c 'import torch'"])
+    return [{"command": k, "median_s": round(statistics.median(v), 3),
+             "x_import_torch": round(statistics.median(v) / base, 2)} for k, v in times.items()]
+
+
 def bench_privatetest(fer_cls, ours: FaceEmotionPredictor, root: str) -> dict:
     import cv2
 
@@ -118,6 +155,11 @@ def markdown(doc: dict) -> str:
                   f"{p['fer']['privatetest_acc']:.2%} | {p['fer']['ms_per_face']} |",
                   f"| ours ({doc['ours_model']}, tta={p['ours']['tta']}, batches of 256) | "
                   f"{p['ours']['privatetest_acc']:.2%} | {p['ours']['ms_per_face']} |"]
+    if doc.get("startup"):
+        lines += ["", f"Start-up: one photo end to end, each command a fresh process, median of "
+                  f"{doc['startup_repeats']} alternating rounds after a warm-up:", "",
+                  "| command | median s | × `import torch` |", "|---|---:|---:|"]
+        lines += [f"| {r['command']} | {r['median_s']} | {r['x_import_torch']}× |" for r in doc["startup"]]
     return "\n".join(lines) + "\n"
 
 
@@ -126,6 +168,7 @@ def main() -> None:
     ap.add_argument("--photos", default=str(ROOT.parent / "shared" / "photos"), help="folder of photos")
     ap.add_argument("--data", default=None, help="FER2013 root: also score both classifiers on PrivateTest")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--startup-repeats", type=int, default=5, help="rounds of the fresh-process runs (0: none)")
     ap.add_argument("--out", default=str(RESULTS / "bench_peers.json"))
     args = ap.parse_args()
 
@@ -143,6 +186,9 @@ def main() -> None:
            "photos": bench_photos(FER(mtcnn=True), ours,
                                   FaceEmotionPredictor.from_checkpoint(device="cpu", min_face=20), photos,
                                   args.repeats)}
+    if args.startup_repeats:
+        doc["startup_repeats"] = args.startup_repeats
+        doc["startup"] = bench_startup(photos[0], args.startup_repeats)
     if args.data:
         doc["privatetest"] = bench_privatetest(FER(offsets=(0, 0)), ours, args.data)
         doc["fer"] = doc["privatetest"]["fer"]  # what experiments/accuracy_table.py reads
