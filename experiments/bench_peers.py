@@ -83,31 +83,27 @@ def bench_photos(fer, ours: FaceEmotionPredictor, whole: FaceEmotionPredictor, p
 
 def bench_startup(photo: Path, repeats: int) -> list[dict]:
     """Fresh processes, taking turns: ``import torch``, our CLI on ``photo``, `fer`'s README lines on it."""
-    import subprocess
     import sys
     import tempfile
 
-    out = tempfile.mkdtemp(prefix="peers-startup-")
+    sys.path.insert(0, str(ROOT))
+    from experiments.bench_startup import wall
+
     py = sys.executable
     # facenet_pytorch first, as above (the README's order segfaults here); `from fer import FER` fails in 25.10.3.
     fer_lines = (f"import facenet_pytorch, sys; from fer.fer import FER; "
                  f"sys.exit(0 if FER(mtcnn=True).detect_emotions({str(photo)!r}) else 1)")
-    commands = {"python -c 'import torch'": [py, "-c", "import torch"],
-                f"ours: python -m emotion.predict {photo.name}": [py, "-m", "emotion.predict", str(photo),
-                                                                  "--out", out, "-q"],
-                f"`fer`: FER(mtcnn=True).detect_emotions({photo.name!r})": [py, "-c", fer_lines]}
-
-    def wall(cmd: list[str]) -> float:
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-        return time.perf_counter() - start
-
-    for cmd in commands.values():
-        wall(cmd)  # warm-up: the OS file cache
-    times: dict[str, list[float]] = {k: [] for k in commands}
-    for _ in range(repeats):
-        for k, cmd in commands.items():
-            times[k].append(wall(cmd))
+    with tempfile.TemporaryDirectory(prefix="peers-startup-") as out:
+        commands = {"python -c 'import torch'": [py, "-c", "import torch"],
+                    f"ours: python -m emotion.predict {photo.name}": [py, "-m", "emotion.predict", str(photo),
+                                                                      "--out", out, "-q"],
+                    f"`fer`: FER(mtcnn=True).detect_emotions({photo.name!r})": [py, "-c", fer_lines]}
+        for cmd in commands.values():
+            wall(cmd)  # warm-up: the OS file cache
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        for _ in range(repeats):
+            for k, cmd in commands.items():
+                times[k].append(wall(cmd))
     base = statistics.median(times["python -c 'import torch'"])
     return [{"command": k, "median_s": round(statistics.median(v), 3),
              "x_import_torch": round(statistics.median(v) / base, 2)} for k, v in times.items()]

@@ -67,7 +67,7 @@ def area_resample(sat: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, x0: tor
     rows = torch.stack([yhi, ylo])[:, None, :, :, None] * sat.shape[1]
     cols = torch.stack([xhi, xlo])[None, :, :, None, :]
     index = rows + cols
-    # index_select, not advanced indexing: the same values to the bit, in 0.67x the time for a photo's R-Net and
+    # index_select, not advanced indexing: the same values to the bit, in 0.62x the time for a photo's R-Net and
     # O-Net windows (experiments/results/bench_mtcnn_levers.md).
     c = sat.view(-1, sat.shape[2]).index_select(0, index.reshape(-1)).view(*index.shape, sat.shape[2])
     total = c[0, 0] - c[1, 0] - c[0, 1] + c[1, 1]
