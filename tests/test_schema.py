@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from emotion.config.rules import EVAL_RULES, TRAIN_RULES, ConfigError, check_config
-from tests.helpers import CONFIG_DIR, ROOT, compose_cfg
+from tests.helpers import CONFIG_DIR, compose_cfg, run_clis_at_once
 
 # key -> a value its rule refuses (as typed on the command line)
 BAD = {
@@ -107,15 +104,25 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.parametrize("module,args,lines", CLI_CASES)
-def test_cli_reports_bad_values_in_one_line_each(tmp_path, module, args, lines):
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """Every case of CLI_CASES, run as a real process, all at once (:func:`run_clis_at_once`): the run
+    folder and the finished process of each."""
+    root = tmp_path_factory.mktemp("cli")
+    runs = {i: root / f"run{i}" for i in range(len(CLI_CASES))}
+    done = run_clis_at_once({i: (module, ["data=fer2013_sample", *args, f"hydra.run.dir={runs[i]}"])
+                             for i, (module, args, _) in enumerate(CLI_CASES)}, timeout=300)
+    return {i: (runs[i], done[i]) for i in runs}
+
+
+@pytest.mark.parametrize("case", range(len(CLI_CASES)), ids=[f"{m} {' '.join(a)}".strip() for m, a, _ in CLI_CASES])
+def test_cli_reports_bad_values_in_one_line_each(cli_runs, case):
     import torch
 
+    _, args, lines = CLI_CASES[case]
     if "trainer.accelerator=gpu" in args and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", module, "data=fer2013_sample", *args, f"hydra.run.dir={run}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run, r = cli_runs[case]
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr

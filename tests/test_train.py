@@ -23,6 +23,7 @@ from tests.helpers import (
     needs_shared_fer,
     quick_overrides,
     run_cli,
+    run_clis_at_once,
     wandb_records,
     write_ck_style,
 )
@@ -223,17 +224,29 @@ def test_evaluate_cli_ensemble_of_checkpoints(tiny_checkpoint, tmp_path):
     assert pair["val"]["confusion_matrix"] == single["val"]["confusion_matrix"]
 
 
-@pytest.mark.parametrize("args, message", [
+USER_ERRORS = [
     (["model.arch=resnet9000"], "model.arch=resnet9000: choose one of mini_xception"),
     (["data.root=/definitely/missing"], "FER2013 not found at '/definitely/missing'. FER2013 is on Kaggle"),
     (["model.optimizer=adam"], "model.optimizer=adam: choose one of sgd, adamw (did you mean adamw?)"),
     (["init_from=/no/such/model"], "init_from=/no/such/model: '/no/such/model' does not exist"),
-])
-def test_train_cli_user_errors(tmp_path, args, message):
-    r = run_cli("emotion.train", "logger=none", "data=fer2013_sample", f"data.cache_dir={tmp_path}",
-                f"hydra.run.dir={tmp_path}", *args)
+]
+
+
+@pytest.fixture(scope="module")
+def user_error_runs(tmp_path_factory):
+    """Every case of USER_ERRORS as ``python -m emotion.train``, all at once (:func:`run_clis_at_once`)."""
+    root = tmp_path_factory.mktemp("user_errors")
+    return run_clis_at_once({i: ("emotion.train", ["logger=none", "data=fer2013_sample",
+                                                   f"data.cache_dir={root / str(i)}", f"hydra.run.dir={root / str(i)}",
+                                                   *args])
+                             for i, (args, _) in enumerate(USER_ERRORS)})
+
+
+@pytest.mark.parametrize("case", range(len(USER_ERRORS)), ids=[" ".join(a) for a, _ in USER_ERRORS])
+def test_train_cli_user_errors(user_error_runs, case):
+    r = user_error_runs[case]
     assert r.returncode == 2
-    assert message in r.stderr and "Traceback" not in r.stderr
+    assert USER_ERRORS[case][1] in r.stderr and "Traceback" not in r.stderr
 
 
 def test_evaluate_cli_refuses_broken_checkpoint(tmp_path):
