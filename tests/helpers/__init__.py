@@ -141,17 +141,20 @@ def run_cli(module: str, *args: str, timeout: int = 600, cwd: Path = ROOT,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m module args`` in ``cwd`` (default: the repository root), W&B silent, warnings off, the
     checkout importable from anywhere; ``env`` adds or overrides variables (``OMP_NUM_THREADS``, say)."""
-    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=_cli_env(env))
+
+
+def _cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A CLI test's environment: W&B silent, warnings off, the checkout importable from anywhere."""
+    return {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
 def run_clis_at_once(commands: dict, timeout: int = 600, cwd: Path = ROOT) -> dict:
     """Each of ``commands`` (key -> ``(module, [args])``) as :func:`run_cli` runs it, all started together:
     a user-error check spends seconds importing and a moment refusing, so on 2 cores side by side they
     take about half the time of one after another. Returns key -> ``CompletedProcess``."""
-    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
-    procs = {key: subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True,
+    procs = {key: subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=_cli_env(), text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for key, (module, args) in commands.items()}
     done = {}
